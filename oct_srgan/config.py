@@ -1,0 +1,246 @@
+"""Typed configuration loaded from ``configs/*.yaml``.
+
+Every value that shapes a result lives here, so logging :func:`flatten` of the resolved config to
+MLflow records the whole recipe. Unknown keys and wrong types are refused with one clear line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message is one line for the user."""
+
+
+@dataclass
+class DegradationConfig:
+    """How HR B-scans become LR inputs (design.md, 'Degradation')."""
+
+    mode: Literal["bicubic", "area"] = "bicubic"
+    axes: Literal["both", "lateral"] = "both"
+    speckle: float = 0.0
+
+
+@dataclass
+class DataConfig:
+    scale: int = 4
+    hr_crop: int = 96
+    degradation: DegradationConfig = field(default_factory=DegradationConfig)
+    cache_rate: float = 1.0
+    num_workers: int = 0
+    max_val_images: int = 0
+
+
+@dataclass
+class ModelConfig:
+    in_channels: int = 1
+    channels: int = 64
+    num_blocks: int = 16
+    norm: Literal["batch", "none"] = "batch"
+    disc_channels: int = 64
+
+
+@dataclass
+class ExtractorConfig:
+    """Content-loss feature extractor: a registry name or ``pkg.module:factory``."""
+
+    name: str = "vgg19"
+    layers: list[str] = field(default_factory=lambda: ["relu5_4"])
+    weights: str | None = None
+
+
+@dataclass
+class LossConfig:
+    pixel: Literal["mse", "l1"] = "mse"
+    pixel_weight: float = 1.0
+    content_weight: float = 0.0
+    adversarial: Literal["bce", "relativistic"] = "bce"
+    adversarial_weight: float = 0.0
+    extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
+
+
+@dataclass
+class TrainConfig:
+    stage: Literal["srresnet", "srgan"] = "srresnet"
+    init_from: str | None = None
+    batch_size: int = 16
+    iterations: int = 1000
+    lr: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    lr_milestones: list[int] = field(default_factory=list)
+    lr_gamma: float = 0.1
+    val_interval: int = 500
+    checkpoint_interval: int = 500
+    log_interval: int = 10
+    ema_decay: float = 0.999
+    amp: bool = True
+    channels_last: bool = True
+    device: str = "auto"
+    deterministic: bool = False
+
+
+@dataclass
+class TrackingConfig:
+    experiment: str = "oct-srgan"
+    register_model: bool = True
+    model_name: str = "oct-srgan"
+
+
+@dataclass
+class Config:
+    name: str = "default"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; int→float is the only silent widening."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if _is_dataclass_type(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return _build(tp, value, where)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
+        return value
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        return [_coerce(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(f"unknown config key '{key}' (known: {', '.join(sorted(names))})")
+    kwargs = {k: _coerce(v, hints[k], f"{where}.{k}" if where else k) for k, v in data.items()}
+    return cls(**kwargs)
+
+
+def make(cls: type, data: dict[str, Any], where: str = "") -> Any:
+    """A validated config dataclass from a mapping: unknown keys and wrong types are refused."""
+    return _build(cls, data, where)
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def parse_override(item: str) -> dict[str, Any]:
+    """Turn ``train.lr=1e-5`` into ``{"train": {"lr": 1e-5}}`` (the value is parsed as YAML)."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr=1e-5")
+    key, raw = item.split("=", 1)
+    value = yaml.safe_load(raw) if raw.strip() else None
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in "eE.") else value
+        except ValueError:
+            pass
+    out: dict[str, Any] = value
+    for part in reversed(key.strip().split(".")):
+        out = {part: out}
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load a YAML config (``extends:`` another file is allowed), apply ``--set`` overrides, validate."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        data = _read_yaml(Path(path))
+    for item in overrides:
+        data = _merge(data, parse_override(item))
+    return _build(Config, data)
+
+
+def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    parent_path = (path.parent / parent).resolve()
+    if parent_path in seen:
+        raise ConfigError(f"{path}: 'extends' forms a cycle")
+    return _merge(_read_yaml(parent_path, seen + (path.resolve(),)), data)
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    return _build(Config, data)
+
+
+def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted keys for MLflow params: ``{"train": {"lr": 1}}`` → ``{"train.lr": 1}``."""
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{key}."))
+        else:
+            out[key] = v
+    return out
+
+
+def dump_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)

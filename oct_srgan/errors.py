@@ -1,0 +1,30 @@
+"""User-facing errors: each carries a one-line message naming the file (or value) and the cause.
+
+The CLI prints ``error: <message>`` and exits non-zero for any of these, never a traceback.
+"""
+
+from __future__ import annotations
+
+
+class OctSrganError(Exception):
+    """Base of every error meant to reach the user as one line."""
+
+
+class ScanError(OctSrganError):
+    """A scan file that cannot be read or written (corrupt, empty, unsupported, wrong shape)."""
+
+
+class DataError(OctSrganError):
+    """A dataset folder or manifest that cannot be used."""
+
+
+class ModelError(OctSrganError):
+    """A checkpoint or model that cannot be loaded or does not fit the task."""
+
+
+class WeightsNotFoundError(ModelError):
+    """Pretrained feature-extractor weights are missing; the message says where to put them."""
+
+
+class TrainingError(OctSrganError):
+    """Training had to stop (NaN loss, bad config at run time)."""

@@ -1,0 +1,324 @@
+"""Build a super-resolution dataset from OCT scan files (the library side of ``oct-srgan preprocess``).
+
+Scans are grouped (by subject: the parent folder, or a regex), groups are split into
+train/val/test so no subject sits in two splits, every B-scan is written as a 16-bit PNG (HR) and,
+for val/test, its fixed 4x LR counterpart. The manifest holds hashes of source paths, never the
+paths; the source paths live only in ``sources.csv`` inside the dataset folder, which is not logged.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+
+from oct_srgan import __version__
+from oct_srgan.config import DegradationConfig
+from oct_srgan.errors import DataError, ScanError
+from oct_srgan.fsutil import atomic_dir
+from oct_srgan.io import find_scans, read_scan
+from oct_srgan.transforms import Degraded
+
+SPLITS = ("train", "val", "test")
+MANIFEST_COLUMNS = [
+    "split",
+    "group_id",
+    "scan_id",
+    "bscan",
+    "hr_path",
+    "lr_path",
+    "height",
+    "width",
+    "lr_height",
+    "lr_width",
+    "row_spacing",
+    "col_spacing",
+    "slice_spacing",
+    "source_format",
+    "bit_depth",
+    "source_hash",
+    "hr_sha256",
+]
+
+
+@dataclass
+class PrepareOptions:
+    """Every value that shapes the dataset; all of it goes into ``dataset.json`` and MLflow params."""
+
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    seed: int = 0
+    scale: int = 4
+    group_pattern: str | None = None
+    bscan_axis: int | None = None
+    degradation: DegradationConfig = field(default_factory=DegradationConfig)
+
+
+@dataclass
+class PrepareReport:
+    out: Path
+    dataset_hash: str
+    manifest: pd.DataFrame
+    skipped: list[tuple[Path, str]]
+    groups: dict[str, list[str]]
+    preview: Path | None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {s: int((self.manifest["split"] == s).sum()) for s in SPLITS}
+
+
+def short_hash(text: str, n: int = 12) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
+
+
+def group_of(path: Path, root: Path, pattern: re.Pattern[str] | None) -> str:
+    """The subject a scan belongs to: the regex's first group (or match) on the relative path, else the parent folder."""
+    rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.name
+    if pattern is not None:
+        m = pattern.search(rel)
+        if m is None:
+            raise DataError(f"--group-pattern {pattern.pattern!r} does not match a scan path (see sources.csv)")
+        return m.group(1) if m.groups() else m.group(0)
+    parent = Path(rel).parent.as_posix()
+    return parent if parent != "." else root.name
+
+
+def split_groups(groups: Iterable[str], val_fraction: float, test_fraction: float, seed: int) -> dict[str, str]:
+    """Assign whole groups to splits with a seeded shuffle; val/test get at least one group when there are 3+."""
+    if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+        raise DataError(f"split fractions val={val_fraction} test={test_fraction} must be in [0, 1) and sum below 1")
+    names = sorted(set(groups))
+    order = np.random.default_rng(seed).permutation(len(names))
+    shuffled = [names[i] for i in order]
+    n = len(shuffled)
+    n_test = round(n * test_fraction)
+    n_val = round(n * val_fraction)
+    if n >= 3:
+        n_test = max(n_test, 1 if test_fraction > 0 else 0)
+        n_val = max(n_val, 1 if val_fraction > 0 else 0)
+    while n_test + n_val >= n and (n_test or n_val):
+        if n_val >= n_test and n_val:
+            n_val -= 1
+        else:
+            n_test -= 1
+    out = {}
+    for i, g in enumerate(shuffled):
+        out[g] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
+    return out
+
+
+def _crop_to_scale(pixels: np.ndarray, scale: int, axes: str) -> np.ndarray:
+    """Crop the upsampled axes to a multiple of ``scale`` so LR and HR align exactly."""
+    h, w = pixels.shape[-2:]
+    h2 = h - h % scale if axes == "both" else h
+    return pixels[..., :h2, : w - w % scale]
+
+
+def _to_u16(img: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(img, 0.0, 1.0) * 65535.0).astype(np.uint16)
+
+
+def _write_png16(path: Path, img: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path, format="PNG")
+
+
+def _preview(path: Path, hr: np.ndarray, lr: np.ndarray, options: PrepareOptions) -> None:
+    """HR | bicubic-from-LR side by side, so a reviewer sees what the degradation removes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from oct_srgan.transforms import upscale_bicubic
+
+    axes = options.degradation.axes
+    up = upscale_bicubic(torch.from_numpy(lr)[None, None], options.scale, axes)[0, 0].clamp(0, 1).numpy()
+    fig, ax = plt.subplots(1, 2, figsize=(12, 3.6), constrained_layout=True)
+    for a, img, title in zip(ax, (hr, up), ("HR", f"bicubic x{options.scale} from LR ({options.degradation.mode}, {axes})")):
+        a.imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        a.set_title(title)
+        a.axis("off")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def prepare_dataset(
+    inputs: list[Path],
+    out: Path,
+    options: PrepareOptions | None = None,
+    *,
+    overwrite: bool = False,
+    progress: Callable[[Iterable], Iterable] | None = None,
+    on_skip: Callable[[Path, str], None] | None = None,
+) -> PrepareReport:
+    """Read, split by group, write HR/LR PNGs + manifest atomically into ``out``; return what was done."""
+    options = options or PrepareOptions()
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise DataError(f"{out}: output exists and is not empty (use --overwrite to replace it)")
+    if options.scale < 1:
+        raise DataError(f"scale {options.scale} must be a positive integer")
+    roots = [Path(p) for p in inputs]
+    for root in roots:
+        if not root.exists():
+            raise DataError(f"{root}: input path does not exist")
+    pattern = re.compile(options.group_pattern) if options.group_pattern else None
+    files: list[tuple[Path, str, str]] = []
+    for root in roots:
+        base = root if root.is_dir() else root.parent
+        for f in find_scans([root]):
+            files.append((f, group_of(f, base, pattern), f.relative_to(base).as_posix()))
+    if not files:
+        raise DataError(f"no scan files found under {', '.join(map(str, roots))}")
+    split_of = split_groups((g for _, g, _ in files), options.val_fraction, options.test_fraction, options.seed)
+    degrade = Degraded(
+        keys="hr",
+        lr_key="lr",
+        scale=options.scale,
+        mode=options.degradation.mode,
+        axes=options.degradation.axes,
+        speckle=options.degradation.speckle,
+    )
+    rows: list[dict] = []
+    skipped: list[tuple[Path, str]] = []
+    sources: list[tuple[str, str, str]] = []
+    preview_pair: tuple[np.ndarray, np.ndarray] | None = None
+    iterator: Iterable = progress(files) if progress else files
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        for path, group, rel in iterator:
+            try:
+                scan = read_scan(path, bscan_axis=options.bscan_axis)
+            except ScanError as exc:
+                skipped.append((path, str(exc)))
+                if on_skip:
+                    on_skip(path, str(exc))
+                continue
+            split = split_of[group]
+            group_id = short_hash(group, 10)
+            source_hash = short_hash(rel, 16)
+            scan_id = source_hash[:12]
+            sources.append((scan_id, group, str(path)))
+            pixels = _crop_to_scale(scan.pixels, options.scale, options.degradation.axes)
+            if min(pixels.shape[-2:]) < options.scale * 2:
+                reason = f"{path}: B-scans of {scan.pixels.shape[-2]}x{scan.pixels.shape[-1]} are too small for x{options.scale}"
+                skipped.append((path, reason))
+                if on_skip:
+                    on_skip(path, reason)
+                continue
+            geo = scan.geometry
+            for b, hr in enumerate(pixels):
+                hr16 = _to_u16(hr)
+                stem = f"{split}/{group_id}/{scan_id}_{b:03d}"
+                hr_rel = f"{stem}_hr.png"
+                _write_png16(tmp / hr_rel, hr16)
+                lr_rel, lr_shape = "", (0, 0)
+                if split != "train":
+                    degrade.set_random_state(seed=(options.seed * 1_000_003 + int(source_hash[:8], 16) + b) % 2**32)
+                    hr_t = torch.from_numpy(hr16.astype(np.float32) / 65535.0)[None]
+                    lr = degrade({"hr": hr_t})["lr"][0].numpy()
+                    lr_rel = f"{stem}_lr.png"
+                    _write_png16(tmp / lr_rel, _to_u16(lr))
+                    lr_shape = lr.shape
+                    if preview_pair is None:
+                        preview_pair = (hr, lr)
+                rows.append(
+                    {
+                        "split": split,
+                        "group_id": group_id,
+                        "scan_id": scan_id,
+                        "bscan": b,
+                        "hr_path": hr_rel,
+                        "lr_path": lr_rel,
+                        "height": hr.shape[0],
+                        "width": hr.shape[1],
+                        "lr_height": lr_shape[0],
+                        "lr_width": lr_shape[1],
+                        "row_spacing": geo.row_spacing,
+                        "col_spacing": geo.col_spacing,
+                        "slice_spacing": geo.slice_spacing,
+                        "source_format": scan.source_format,
+                        "bit_depth": scan.bit_depth,
+                        "source_hash": source_hash,
+                        "hr_sha256": hashlib.sha256(hr16.tobytes()).hexdigest(),
+                    }
+                )
+        if not rows:
+            raise DataError(
+                f"no usable scan in {', '.join(map(str, roots))} ({len(skipped)} file(s) skipped, see the messages above)"
+            )
+        manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values(["split", "group_id", "scan_id", "bscan"])
+        manifest = manifest.reset_index(drop=True)
+        manifest.to_csv(tmp / "manifest.csv", index=False)
+        options_dict = asdict(options)
+        digest = hashlib.sha256((tmp / "manifest.csv").read_bytes())
+        digest.update(json.dumps(options_dict, sort_keys=True).encode("utf-8"))
+        dataset_hash = digest.hexdigest()[:16]
+        info = {
+            "format": "oct-srgan-dataset/1",
+            "dataset_hash": dataset_hash,
+            "created_with": f"oct-srgan {__version__}",
+            "options": options_dict,
+            "counts": {s: int((manifest["split"] == s).sum()) for s in SPLITS},
+            "groups": {s: int(manifest.loc[manifest["split"] == s, "group_id"].nunique()) for s in SPLITS},
+            "skipped": len(skipped),
+        }
+        (tmp / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
+        with (tmp / "skipped.csv").open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["file", "reason"])
+            writer.writerows((str(p), r) for p, r in skipped)
+        with (tmp / "sources.csv").open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["scan_id", "group", "source"])
+            writer.writerows(sources)
+        preview = None
+        if preview_pair is not None:
+            preview = tmp / "preview.png"
+            _preview(preview, *preview_pair, options)
+    groups: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for g, s in sorted(split_of.items()):
+        groups[s].append(g)
+    return PrepareReport(
+        out=out,
+        dataset_hash=dataset_hash,
+        manifest=manifest,
+        skipped=skipped,
+        groups=groups,
+        preview=out / "preview.png" if preview is not None else None,
+    )
+
+
+def tracking_params(report: PrepareReport, options: PrepareOptions) -> dict[str, object]:
+    """The params logged for a preprocess run: counts and options, no names or paths."""
+    m = report.manifest
+    params: dict[str, object] = {
+        "scale": options.scale,
+        "seed": options.seed,
+        "val_fraction": options.val_fraction,
+        "test_fraction": options.test_fraction,
+        "group_pattern": options.group_pattern or "parent-folder",
+        "bscan_axis": options.bscan_axis if options.bscan_axis is not None else "auto",
+        "degradation.mode": options.degradation.mode,
+        "degradation.axes": options.degradation.axes,
+        "degradation.speckle": options.degradation.speckle,
+        "n_scans": int(m["scan_id"].nunique()),
+        "n_bscans": len(m),
+        "n_groups": int(m["group_id"].nunique()),
+        "n_skipped": len(report.skipped),
+    }
+    for s in SPLITS:
+        part = m[m["split"] == s]
+        params[f"n_bscans.{s}"] = len(part)
+        params[f"n_groups.{s}"] = int(part["group_id"].nunique())
+    return params

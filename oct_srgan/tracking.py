@@ -1,0 +1,175 @@
+"""The one place that talks to MLflow.
+
+The default store is ``mlruns/`` in the working directory (SQLite + artifacts, design.md);
+``MLFLOW_TRACKING_URI`` overrides it so a team's server works unchanged. Callers pass only values
+that are safe to record: hashes, counts and config values, never patient fields or source paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+DEFAULT_STORE = Path("mlruns")
+EXPERIMENT = "oct-srgan"
+_MAX_PARAM = 6000
+
+
+def _quiet() -> None:
+    for name in ("mlflow", "alembic", "sqlalchemy"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def tracking_uri() -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<cwd>/mlruns/mlflow.db``."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{DEFAULT_STORE.resolve() / 'mlflow.db'}"
+
+
+def store_dir() -> Path | None:
+    """The local folder holding the SQLite database (artifacts go beside it), or None for a server."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :]).parent
+    return None
+
+
+def configure() -> str:
+    """Point MLflow at the project store, creating the local store folder when it is SQLite."""
+    import mlflow
+
+    _quiet()
+    uri = tracking_uri()
+    local = store_dir()
+    if local is not None:
+        (local / "artifacts").mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def experiment_id(name: str = EXPERIMENT) -> str:
+    """The id of ``name``, created with artifacts under ``mlruns/artifacts`` when the store is local."""
+    import mlflow
+
+    configure()
+    exp = mlflow.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    local = store_dir()
+    location = (local / "artifacts").as_uri() if local is not None else None
+    return mlflow.create_experiment(name, artifact_location=location)
+
+
+def git_commit() -> str:
+    """The source tree's commit (``unknown`` outside a git checkout)."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+
+
+@contextlib.contextmanager
+def run(
+    stage: str,
+    run_name: str,
+    *,
+    tags: Mapping[str, str] | None = None,
+    experiment: str = EXPERIMENT,
+    run_id: str | None = None,
+    parent_run_id: str | None = None,
+) -> Iterator[Any]:
+    """Open one MLflow run for a stage (or reopen ``run_id`` to resume it), tagged with stage + commit.
+
+    ``OCT_SRGAN_PARENT_RUN_ID`` nests the run under a chain's parent run when no parent is given.
+    """
+    import mlflow
+
+    exp_id = experiment_id(experiment)
+    parent_run_id = parent_run_id or os.environ.get("OCT_SRGAN_PARENT_RUN_ID") or None
+    all_tags = {"stage": stage, "git_commit": git_commit(), **(tags or {})}
+    if parent_run_id and run_id is None:
+        all_tags["mlflow.parentRunId"] = parent_run_id
+    with mlflow.start_run(
+        run_id=run_id, experiment_id=None if run_id else exp_id, run_name=None if run_id else run_name, tags=all_tags
+    ) as active:
+        yield active
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    """Log params, stringified and truncated to MLflow's limit; values already logged are skipped."""
+    import mlflow
+
+    active = mlflow.active_run()
+    existing = dict(active.data.params) if active is not None else {}
+    fresh = {}
+    for k, v in params.items():
+        text = str(v)[:_MAX_PARAM]
+        if k in existing:
+            continue
+        fresh[k] = text
+    items = list(fresh.items())
+    for i in range(0, len(items), 100):
+        mlflow.log_params(dict(items[i : i + 100]))
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    import mlflow
+
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+
+def set_tags(tags: Mapping[str, Any]) -> None:
+    import mlflow
+
+    mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
+    import mlflow
+
+    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    import mlflow
+
+    mlflow.log_text(text, artifact_file)
+
+
+def log_figure(fig: Any, artifact_file: str) -> None:
+    """Log a matplotlib figure as a PNG image artifact and close it."""
+    import matplotlib.pyplot as plt
+    import mlflow
+
+    mlflow.log_figure(fig, artifact_file)
+    plt.close(fig)
+
+
+def log_image_file(image_path: str | Path, artifact_file: str) -> None:
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / Path(artifact_file).name
+        target.write_bytes(Path(image_path).read_bytes())
+        mlflow.log_artifact(str(target), artifact_path=str(Path(artifact_file).parent) or None)
+
+
+def active_run_id() -> str | None:
+    import mlflow
+
+    active = mlflow.active_run()
+    return active.info.run_id if active is not None else None
