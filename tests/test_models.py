@@ -1,0 +1,195 @@
+"""Generator and discriminator: shapes, the paper's parameter count, BN folding, validation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from oct_srgan.config import Config
+from oct_srgan.errors import ModelError
+from oct_srgan.models import (
+    Discriminator,
+    LateralPixelShuffle,
+    SRResNet,
+    build_discriminator,
+    build_generator,
+    discriminator,
+    fold_batchnorm,
+    generator_spec,
+    srresnet,
+)
+
+
+def small_generator(**kw) -> SRResNet:
+    args = {"channels": 8, "num_blocks": 2}
+    args.update(kw)
+    return srresnet(**args)
+
+
+@pytest.mark.parametrize("in_channels", [1, 3])
+@pytest.mark.parametrize("scale", [2, 4])
+@pytest.mark.parametrize("axes", ["both", "lateral"])
+def test_generator_output_shape(in_channels: int, scale: int, axes: str) -> None:
+    model = small_generator(in_channels=in_channels, scale=scale, upsample_axes=axes)
+    out = model(torch.rand(2, in_channels, 6, 10))
+    expected_h = 6 * scale if axes == "both" else 6
+    assert out.shape == (2, in_channels, expected_h, 10 * scale)
+
+
+def test_lateral_pixel_shuffle_places_channels_as_columns() -> None:
+    x = torch.arange(2 * 4 * 3 * 5, dtype=torch.float32).reshape(2, 4, 3, 5)
+    out = LateralPixelShuffle(2)(x)
+    assert out.shape == (2, 2, 3, 10)
+    # Output channel c, column 2*w + k comes from input channel 2*c + k, column w.
+    for c in range(2):
+        for k in range(2):
+            assert torch.equal(out[:, c, :, k::2], x[:, 2 * c + k])
+
+
+def paper_generator_param_count(in_channels: int, channels: int, num_blocks: int, scale: int) -> int:
+    """Parameters of Ledig et al.'s SRResNet from its layer list (conv before BN has no bias)."""
+    def conv(k: int, cin: int, cout: int, bias: bool) -> int:
+        return k * k * cin * cout + (cout if bias else 0)
+
+    bn = 2 * channels
+    prelu = 1
+    layers = [conv(9, in_channels, channels, True), prelu]
+    for _ in range(num_blocks):
+        layers += [conv(3, channels, channels, False), bn, prelu, conv(3, channels, channels, False), bn]
+    layers += [conv(3, channels, channels, False), bn]
+    for _ in range(scale.bit_length() - 1):
+        layers += [conv(3, channels, 4 * channels, True), prelu]
+    layers += [conv(9, channels, in_channels, True)]
+    return sum(layers)
+
+
+@pytest.mark.parametrize("in_channels", [1, 3])
+def test_generator_parameter_count_matches_paper_architecture(in_channels: int) -> None:
+    model = srresnet(in_channels=in_channels, channels=64, num_blocks=16, scale=4)
+    n_params = sum(p.numel() for p in model.parameters())
+    assert n_params == paper_generator_param_count(in_channels, 64, 16, 4)
+
+
+def test_generator_init_prelu_and_batchnorm() -> None:
+    model = small_generator()
+    prelus = [m for m in model.modules() if isinstance(m, nn.PReLU)]
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert prelus and all(torch.all(m.weight == 0.25) for m in prelus)
+    assert bns and all(torch.all(m.weight == 1) and torch.all(m.bias == 0) for m in bns)
+
+
+def test_generator_without_norm_has_no_batchnorm_and_biased_convs() -> None:
+    model = small_generator(norm="none")
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert all(m.bias is not None for m in model.modules() if isinstance(m, nn.Conv2d))
+    assert model(torch.rand(1, 1, 5, 5)).shape == (1, 1, 20, 20)
+
+
+@pytest.mark.parametrize("scale", [3, 6, 0, -4])
+def test_generator_refuses_scale_not_power_of_two(scale: int) -> None:
+    with pytest.raises(ValueError, match="power of 2"):
+        small_generator(scale=scale)
+
+
+def test_generator_refuses_unknown_norm_and_axes() -> None:
+    with pytest.raises(ValueError, match="norm"):
+        small_generator(norm="instance")
+    with pytest.raises(ValueError, match="upsample_axes"):
+        small_generator(upsample_axes="axial")
+
+
+def test_generator_spec_from_config_and_rebuild() -> None:
+    cfg = Config()
+    cfg.model.channels, cfg.model.num_blocks, cfg.data.scale = 8, 3, 2
+    cfg.data.degradation.axes = "lateral"
+    spec = generator_spec(cfg)
+    assert spec == {"in_channels": 1, "channels": 8, "num_blocks": 3, "scale": 2, "norm": "batch",
+                    "upsample_axes": "lateral"}
+    model = build_generator(spec)
+    assert model.spec == spec
+    assert model(torch.rand(1, 1, 4, 4)).shape == (1, 1, 4, 8)
+
+
+def test_build_generator_refuses_missing_and_unknown_keys() -> None:
+    spec = small_generator().spec
+    with pytest.raises(ModelError, match="missing key.*num_blocks") as missing:
+        build_generator({k: v for k, v in spec.items() if k != "num_blocks"})
+    with pytest.raises(ModelError, match="unknown key.*dropout") as unknown:
+        build_generator({**spec, "dropout": 0.1})
+    assert "\n" not in str(missing.value) and "\n" not in str(unknown.value)
+
+
+def test_build_generator_refuses_bad_values() -> None:
+    with pytest.raises(ModelError, match="power of 2"):
+        build_generator({**small_generator().spec, "scale": 3})
+
+
+@pytest.mark.parametrize("size", [96, 128])
+def test_discriminator_takes_any_patch_size(size: int) -> None:
+    model = discriminator(channels=8)
+    assert model(torch.rand(2, 1, size, size)).shape == (2, 1)
+
+
+def test_discriminator_paper_widths_and_rgb() -> None:
+    model = Discriminator(in_channels=3, channels=64)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [64, 64, 128, 128, 256, 256, 512, 512]
+    assert [c.stride[0] for c in convs] == [1, 2, 1, 2, 1, 2, 1, 2]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(512, 1024), (1024, 1)]
+    assert model(torch.rand(1, 3, 96, 96)).shape == (1, 1)
+
+
+def test_discriminator_features() -> None:
+    model = discriminator(channels=4)
+    feats = model.features(torch.rand(2, 1, 32, 32))
+    assert len(feats) == 8
+    assert [f.shape[1] for f in feats] == [4, 4, 8, 8, 16, 16, 32, 32]
+    assert [f.shape[-1] for f in feats] == [32, 16, 16, 8, 8, 4, 4, 2]
+
+
+def test_discriminator_without_norm_and_from_config() -> None:
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in discriminator(channels=4, norm="none").modules())
+    cfg = Config()
+    cfg.model.in_channels, cfg.model.disc_channels = 3, 4
+    model = build_discriminator(cfg)
+    assert model.in_channels == 3 and model.channels == 4
+
+
+def _train_batchnorm_stats(model: nn.Module, shape: tuple[int, ...]) -> None:
+    """Move BN running statistics and affine parameters away from their initial values."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.rand(*shape) * 2)
+
+
+def test_fold_batchnorm_generator_matches_eval_model() -> None:
+    model = small_generator(num_blocks=3)
+    _train_batchnorm_stats(model, (4, 1, 8, 8))
+    folded = fold_batchnorm(model)
+    assert model.training, "the original must be left as it was"
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
+    assert isinstance(folded, SRResNet) and not folded.training
+    x = torch.rand(2, 1, 8, 8)
+    with torch.no_grad():
+        expected = model.eval()(x)
+        got = folded(x)
+    assert torch.allclose(got, expected, atol=1e-5, rtol=0)
+
+
+def test_fold_batchnorm_discriminator_matches_eval_model() -> None:
+    model = discriminator(channels=4)
+    _train_batchnorm_stats(model, (4, 1, 32, 32))
+    folded = fold_batchnorm(model)
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in folded.modules()) == 0
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), model.eval()(x), atol=1e-5, rtol=0)
