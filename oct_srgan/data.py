@@ -105,6 +105,14 @@ def train_dataset(info: DatasetInfo, cfg: Config, *, progress: bool = False) -> 
 
     check_compatible(info, cfg)
     rows = _rows(info, "train")
+    crop = cfg.data.hr_crop
+    small = rows[(rows["height"] < crop) | (rows["width"] < crop)]
+    if not small.empty:
+        row = small.iloc[0]
+        raise DataError(
+            f"{info.root / row['hr_path']}: B-scan of {row['height']}x{row['width']} is smaller than "
+            f"data.hr_crop={crop} ({len(small)} such image(s)); lower data.hr_crop"
+        )
     items = [{"hr": str(info.root / p)} for p in rows["hr_path"]]
     transform = Compose([load_transforms(("hr",)), train_transforms(cfg.data)])
     return CacheDataset(

@@ -189,6 +189,7 @@ def prepare_dataset(
         mode=options.degradation.mode,
         axes=options.degradation.axes,
         speckle=options.degradation.speckle,
+        seed=options.seed,
     )
     rows: list[dict] = []
     skipped: list[tuple[Path, str]] = []
@@ -224,7 +225,6 @@ def prepare_dataset(
                 _write_png16(tmp / hr_rel, hr16)
                 lr_rel, lr_shape = "", (0, 0)
                 if split != "train":
-                    degrade.set_random_state(seed=(options.seed * 1_000_003 + int(source_hash[:8], 16) + b) % 2**32)
                     hr_t = torch.from_numpy(hr16.astype(np.float32) / 65535.0)[None]
                     lr = degrade({"hr": hr_t})["lr"][0].numpy()
                     lr_rel = f"{stem}_lr.png"
