@@ -130,7 +130,7 @@ def _to_u16(img: np.ndarray) -> np.ndarray:
 
 def _write_png16(path: Path, img: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(img).save(path, format="PNG")
+    Image.fromarray(img).save(path, format="PNG", compress_level=3)
 
 
 def _preview(path: Path, hr: np.ndarray, lr: np.ndarray, options: PrepareOptions) -> None:
@@ -194,7 +194,7 @@ def prepare_dataset(
     rows: list[dict] = []
     skipped: list[tuple[Path, str]] = []
     sources: list[tuple[str, str, str]] = []
-    preview_pair: tuple[np.ndarray, np.ndarray] | None = None
+    preview_pair: tuple[str, np.ndarray] | None = None
     iterator: Iterable = progress(files) if progress else files
     with atomic_dir(out, overwrite=overwrite) as tmp:
         for path, group, rel in iterator:
@@ -230,8 +230,10 @@ def prepare_dataset(
                     lr_rel = f"{stem}_lr.png"
                     _write_png16(tmp / lr_rel, _to_u16(lr))
                     lr_shape = lr.shape
-                    if preview_pair is None:
-                        preview_pair = (hr, lr)
+                    if preview_pair is None or preview_pair[0] == "train":
+                        preview_pair = (split, hr16)
+                elif preview_pair is None:
+                    preview_pair = (split, hr16)
                 rows.append(
                     {
                         "split": split,
@@ -285,7 +287,8 @@ def prepare_dataset(
         preview = None
         if preview_pair is not None:
             preview = tmp / "preview.png"
-            _preview(preview, *preview_pair, options)
+            hr_t = torch.from_numpy(preview_pair[1].astype(np.float32) / 65535.0)[None]
+            _preview(preview, hr_t[0].numpy(), degrade({"hr": hr_t})["lr"][0].numpy(), options)
     groups: dict[str, list[str]] = {s: [] for s in SPLITS}
     for g, s in sorted(split_of.items()):
         groups[s].append(g)

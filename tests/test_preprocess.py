@@ -177,8 +177,8 @@ def test_interrupted_run_leaves_no_half_dataset(tmp_path: Path, monkeypatch: pyt
 
     monkeypatch.setattr(prepare, "read_scan", flaky)
     with pytest.raises(KeyboardInterrupt):
-        prepare_dataset([DUKE / "subject01"], tmp_path / "ds", PrepareOptions(val_fraction=0, test_fraction=0))
-    assert list(tmp_path.iterdir()) == []
+        prepare_dataset([DUKE / "subject01"], tmp_path / "work" / "ds", PrepareOptions(val_fraction=0, test_fraction=0))
+    assert list((tmp_path / "work").iterdir()) == []
 
 
 def test_group_pattern_groups_files_by_regex(tmp_path: Path) -> None:
