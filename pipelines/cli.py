@@ -1,0 +1,26 @@
+"""The ``oct-srgan`` command: one sub-command per stage module."""
+
+from __future__ import annotations
+
+import typer
+
+from pipelines import enhance, evaluate, preprocess, train, ui
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="4x super-resolution for retinal OCT: preprocess → train → evaluate → enhance, tracked in MLflow.",
+)
+app.command("preprocess")(preprocess.preprocess)
+app.command("train")(train.train)
+app.command("evaluate")(evaluate.evaluate)
+app.command("enhance")(enhance.enhance)
+app.command("ui")(ui.ui)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""``oct-srgan evaluate``: PSNR/SSIM/MS-SSIM of a model against bicubic and nearest, logged to MLflow."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pipelines.common import user_errors
+
+app = typer.Typer(add_completion=False)
+
+
+def _data_root() -> Path:
+    return Path(os.environ.get("OCT_SRGAN_DATA", "../shared/data"))
+
+
+@app.command()
+@user_errors
+def evaluate(
+    model: str = typer.Option("default", "--model", "-m", help="Checkpoint, generator file, runs:/… or models:/… URI, or 'default'."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder from 'oct-srgan preprocess'."),
+    split: str = typer.Option("test", "--split", help="Split of --data to evaluate."),
+    benchmark: Optional[str] = typer.Option(None, "--benchmark", help="set5 | set14 | folder of RGB images (paper protocol)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for tables and figures (default outputs/evaluate/<name>)."),
+    tile: int = typer.Option(128, "--tile", help="Tile side in LR pixels (0 = whole images)."),
+    overlap: int = typer.Option(48, "--overlap", help="Tile overlap in LR pixels."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16"),
+    limit: int = typer.Option(0, "--limit", help="Evaluate only the first N images (0 = all)."),
+    extractor_weights: Optional[str] = typer.Option(None, "--extractor-weights", help="VGG19 weights for the content distance (default: torch hub cache)."),
+    no_progress: bool = typer.Option(False, "--no-progress"),
+) -> None:
+    """Score a model on every full B-scan of a split (or a natural-image benchmark) against bicubic."""
+    from tqdm import tqdm
+
+    from oct_srgan import tracking
+    from oct_srgan.data import eval_items, open_dataset
+    from oct_srgan.evaluation import (
+        benchmark_folder,
+        benchmark_items,
+        evaluate as run_evaluation,
+        methods_for,
+        optional_extractor,
+        summary_markdown,
+    )
+    from oct_srgan.errors import DataError
+    from oct_srgan.inference import load_generator, prepare_for_inference
+    from oct_srgan.devices import resolve_device
+
+    if (data is None) == (benchmark is None):
+        raise DataError("give exactly one of --data DIR or --benchmark set5|set14|PATH")
+    dev = resolve_device(device)
+    generator, info = load_generator(model, dev)
+    generator = prepare_for_inference(generator, dev, precision)
+    scale = int(info["scale"])
+    tags: dict[str, str] = {"model_source": str(info["source"]), "device": str(dev)}
+    if data is not None:
+        dataset = open_dataset(data)
+        if dataset.scale != scale or dataset.axes != info["upsample_axes"]:
+            raise DataError(f"{data}: dataset is x{dataset.scale} ({dataset.axes}) but the model is x{scale} ({info['upsample_axes']})")
+        items = eval_items(dataset, split, limit)
+        name, protocol = f"{split}-{dataset.dataset_hash[:8]}", "oct"
+        tags["dataset_hash"] = dataset.dataset_hash
+        shave, y_channel, bits = scale, False, None
+    else:
+        folder = benchmark_folder(benchmark, _data_root())
+        items = benchmark_items(folder, scale)[: limit or None]
+        name, protocol = f"benchmark-{folder.name.lower()}", "srgan-paper"
+        shave, y_channel, bits = 4, True, 8
+    out = out or Path("outputs") / "evaluate" / name
+    extractor, extractor_note = optional_extractor(extractor_weights, int(info["in_channels"]))
+    methods = methods_for(generator, info, tile=tile or None, overlap=overlap, device=str(dev), precision=precision)
+    bar = tqdm(total=len(items), desc="evaluate", unit="img", disable=no_progress, dynamic_ncols=True)
+
+    def step(done: int, total: int) -> None:
+        bar.update(done - bar.n)
+
+    with tracking.run("evaluate", f"evaluate-{name}", tags=tags) as run:
+        result = run_evaluation(
+            items, methods, out, shave=shave, y_channel=y_channel, quantize_bits=bits, extractor=extractor,
+            title=name, progress=step,
+        )
+        bar.close()
+        meta = info.get("meta", {})
+        tracking.log_params({
+            "model": info["source"], "model.scale": scale, "model.upsample_axes": info["upsample_axes"],
+            "model.train_run_id": meta.get("run_id", "unknown"), "protocol": protocol, "split": split if data else "-",
+            "benchmark": benchmark or "-", "n_images": len(items), "shave": shave, "y_channel": y_channel,
+            "tile": tile, "overlap": overlap, "precision": precision, "content_extractor": extractor_note[:250],
+        })
+        summary = result.summary
+        tracking.log_metrics({
+            f"{r.method.replace(' - ', '_minus_')}.{r.metric}": r.mean for r in summary.itertuples() if r.mean == r.mean
+        })
+        for key, path in result.files.items():
+            tracking.log_artifact(path, "figures" if path.suffix == ".png" else "tables")
+    typer.echo(summary_markdown(summary))
+    if extractor is None:
+        typer.echo(extractor_note.split(":")[0])
+    gain = summary[(summary["method"] == "model - bicubic") & (summary["metric"] == "psnr")].iloc[0]
+    typer.echo(
+        f"model {result.mean('model', 'psnr'):.2f} dB vs bicubic {result.mean('bicubic', 'psnr'):.2f} dB "
+        f"(gain {gain['mean']:+.2f} dB, 95% CI [{gain['ci_low']:+.2f}, {gain['ci_high']:+.2f}]) on {len(items)} images"
+    )
+    typer.echo(f"tables and figures in {out}; MLflow run {run.info.run_id}")

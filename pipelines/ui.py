@@ -1,0 +1,37 @@
+"""``oct-srgan ui``: the MLflow UI on the project's tracking store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import typer
+
+from pipelines.common import user_errors
+
+app = typer.Typer(add_completion=False)
+
+
+@app.command()
+@user_errors
+def ui(
+    port: int = typer.Option(5000, "--port", "-p", help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
+) -> None:
+    """Open the MLflow UI on mlruns/ (or MLFLOW_TRACKING_URI) to compare runs, metrics and figures."""
+    from oct_srgan import tracking
+
+    uri = tracking.configure()
+    local = tracking.store_dir()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    if local is not None:
+        tracking.experiment_id()
+        cmd += ["--default-artifact-root", (local / "artifacts").as_uri(), "--workers", "1"]
+    typer.echo(f"MLflow UI for {uri} at http://{host}:{port}  (Ctrl+C to stop)")
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    try:
+        code = subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
