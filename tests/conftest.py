@@ -25,3 +25,18 @@ def mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store / 'mlflow.db'}")
     monkeypatch.delenv("OCT_SRGAN_PARENT_RUN_ID", raising=False)
     return store
+
+
+@pytest.fixture(scope="session")
+def tiny_generator_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small random-init x4 generator in the portable file format (fast; for I/O and CLI tests)."""
+    import torch
+
+    from oct_srgan.checkpoint import save_generator_file
+    from oct_srgan.models import srresnet
+
+    torch.manual_seed(0)
+    g = srresnet(in_channels=1, channels=8, num_blocks=1, scale=4, norm="none")
+    path = tmp_path_factory.mktemp("models") / "tiny_x4.pt"
+    save_generator_file(path, g.state_dict(), g.spec, {"stage": "test", "run_id": "none"})
+    return path

@@ -1,0 +1,181 @@
+"""`oct-srgan enhance`: every shared format written back in its own format with 4x geometry."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from oct_srgan.checkpoint import save_generator_file
+from oct_srgan.models import srresnet
+from pipelines.cli import app
+
+from .conftest import DUKE, FORMATS
+
+runner = CliRunner()
+
+
+def enhance(*args: str):
+    return runner.invoke(app, ["enhance", *args, "--no-progress", "--device", "cpu"])
+
+
+@pytest.fixture(scope="module")
+def enhanced_formats(tmp_path_factory: pytest.TempPathFactory, tiny_generator_file: Path) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("enhanced")
+    result = enhance(str(FORMATS), "-o", str(out), "--model", str(tiny_generator_file))
+    return out, result.output
+
+
+def test_every_format_is_written(enhanced_formats: tuple[Path, str]) -> None:
+    out, output = enhanced_formats
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        [
+            "oct_bscan16_s14_sr.dcm",
+            "oct_bscan16_s14_sr.png",
+            "oct_volume_s14_sr.dcm",
+            "oct_volume_s14_sr.nii.gz",
+            "octdl_bscan_rgb_channel_first_sr.nii.gz",
+            "octdl_bscan_rgb_channel_last_sr.nii.gz",
+        ]
+    ), output
+    assert "6 scan(s) enhanced x4" in output
+
+
+def test_multiframe_dicom_geometry_uids_and_patient_tags(enhanced_formats: tuple[Path, str]) -> None:
+    out, _ = enhanced_formats
+    src = pydicom.dcmread(FORMATS / "oct_volume_s14.dcm")
+    dst = pydicom.dcmread(out / "oct_volume_s14_sr.dcm")
+    assert (dst.Rows, dst.Columns, int(dst.NumberOfFrames)) == (src.Rows * 4, src.Columns * 4, 6)
+    assert dst.pixel_array.shape == (6, 1800, 3600)
+    assert (dst.BitsAllocated, dst.BitsStored, dst.PhotometricInterpretation) == (
+        src.BitsAllocated,
+        src.BitsStored,
+        src.PhotometricInterpretation,
+    )
+    src_spacing = [float(v) for v in src.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing]
+    dst_spacing = [float(v) for v in dst.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing]
+    np.testing.assert_allclose(dst_spacing, [s / 4 for s in src_spacing], rtol=1e-4)
+    assert dst.SOPInstanceUID != src.SOPInstanceUID
+    assert dst.file_meta.MediaStorageSOPInstanceUID == dst.SOPInstanceUID
+    assert dst.SeriesInstanceUID != src.SeriesInstanceUID
+    assert dst.SOPClassUID == src.SOPClassUID
+    for tag in ("PatientName", "PatientID", "StudyInstanceUID"):
+        assert dst.get(tag) == src.get(tag)
+    assert "DERIVED" in list(dst.ImageType)
+
+
+def test_single_frame_16bit_dicom_spacing(enhanced_formats: tuple[Path, str]) -> None:
+    out, _ = enhanced_formats
+    src = pydicom.dcmread(FORMATS / "oct_bscan16_s14.dcm")
+    dst = pydicom.dcmread(out / "oct_bscan16_s14_sr.dcm")
+    assert dst.pixel_array.shape == (1800, 3600) and dst.pixel_array.dtype == np.uint16
+    np.testing.assert_allclose([float(v) for v in dst.PixelSpacing], [float(v) / 4 for v in src.PixelSpacing], rtol=1e-4)
+    assert dst.BitsStored == src.BitsStored and dst.SOPInstanceUID != src.SOPInstanceUID
+    assert dst.PatientName == src.PatientName
+
+
+def test_nifti_volume_affine_scaled(enhanced_formats: tuple[Path, str]) -> None:
+    out, _ = enhanced_formats
+    src = nib.load(FORMATS / "oct_volume_s14.nii.gz")
+    dst = nib.load(out / "oct_volume_s14_sr.nii.gz")
+    assert dst.shape == (3600, 1800, 6)
+    assert dst.get_data_dtype() == src.get_data_dtype()
+    np.testing.assert_allclose(dst.header.get_zooms(), np.array(src.header.get_zooms()) / [4, 4, 1], rtol=1e-5)
+    np.testing.assert_allclose(np.abs(np.diag(dst.affine)[:3]), np.abs(np.diag(src.affine)[:3]) / [4, 4, 1], rtol=1e-5)
+
+
+def test_nifti_colour_axis_files_keep_layout(enhanced_formats: tuple[Path, str]) -> None:
+    out, _ = enhanced_formats
+    first = nib.load(out / "octdl_bscan_rgb_channel_first_sr.nii.gz")
+    last = nib.load(out / "octdl_bscan_rgb_channel_last_sr.nii.gz")
+    assert first.shape == (3, 2048, 2048)
+    assert last.shape == (1024, 1024, 3)
+
+
+def test_png16_keeps_bit_depth(enhanced_formats: tuple[Path, str]) -> None:
+    out, _ = enhanced_formats
+    with Image.open(out / "oct_bscan16_s14_sr.png") as img:
+        arr = np.asarray(img)
+        assert img.size == (3600, 1800)
+    assert arr.dtype == np.uint16 and arr.max() > 255
+
+
+def test_existing_output_is_kept_without_overwrite(tmp_path: Path, tiny_generator_file: Path) -> None:
+    src = tmp_path / "in.png"
+    Image.fromarray((np.random.default_rng(0).random((40, 60)) * 255).astype(np.uint8)).save(src)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "in_sr.png").write_bytes(b"mine")
+    result = enhance(str(src), "-o", str(out), "--model", str(tiny_generator_file))
+    assert result.exit_code == 1
+    assert "already exists" in result.output and (out / "in_sr.png").read_bytes() == b"mine"
+    result = enhance(str(src), "-o", str(out), "--model", str(tiny_generator_file), "--overwrite", "--compare")
+    assert result.exit_code == 0, result.output
+    assert Image.open(out / "in_sr.png").size == (240, 160)
+    assert Image.open(out / "in_sr_compare.png").size == (480, 160)
+
+
+def test_image_smaller_than_tile_matches_untiled(tmp_path: Path, tiny_generator_file: Path) -> None:
+    src = tmp_path / "small.png"
+    Image.fromarray((np.random.default_rng(1).random((20, 30)) * 65535).astype(np.uint16)).save(src)
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert enhance(str(src), "-o", str(a), "--model", str(tiny_generator_file), "--tile", "64").exit_code == 0
+    assert enhance(str(src), "-o", str(b), "--model", str(tiny_generator_file), "--tile", "0").exit_code == 0
+    x = np.asarray(Image.open(a / "small_sr.png")).astype(int)
+    y = np.asarray(Image.open(b / "small_sr.png")).astype(int)
+    assert x.shape == (80, 120) and np.abs(x - y).max() <= 1
+
+
+def test_corrupt_input_only_exits_nonzero_with_one_line(tmp_path: Path, tiny_generator_file: Path) -> None:
+    bad = tmp_path / "bad.dcm"
+    bad.write_bytes(b"\x00" * 128 + b"DICMnot really")
+    result = enhance(str(bad), "-o", str(tmp_path / "out"), "--model", str(tiny_generator_file))
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert any(line.startswith("skipped: ") and "bad.dcm" in line for line in result.output.splitlines())
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_model_file_that_is_not_a_checkpoint(tmp_path: Path) -> None:
+    fake = tmp_path / "model.pt"
+    fake.write_bytes(os.urandom(1000))
+    result = enhance(str(DUKE / "subject01" / "1.tif"), "-o", str(tmp_path / "o"), "--model", str(fake))
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "model.pt" in lines[0]
+
+
+def test_model_for_other_channel_count_is_refused(tmp_path: Path) -> None:
+    g = srresnet(in_channels=2, channels=8, num_blocks=1)
+    path = tmp_path / "two.pt"
+    save_generator_file(path, g.state_dict(), g.spec, {})
+    result = enhance(str(DUKE / "subject01" / "1.tif"), "-o", str(tmp_path / "o"), "--model", str(path))
+    assert result.exit_code == 2
+    assert result.output.startswith("error: ") and "channels" in result.output
+
+
+def test_unwritable_output_folder(tmp_path: Path, tiny_generator_file: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    result = enhance(str(DUKE / "subject01" / "1.tif"), "-o", str(blocker / "sub"), "--model", str(tiny_generator_file))
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1 and "error: " in result.output
+
+
+def test_tiled_output_is_seamless_on_a_real_bscan(tiny_generator_file: Path) -> None:
+    from oct_srgan.inference import load_generator, super_resolve
+    from oct_srgan.io import read_scan
+
+    g, info = load_generator(tiny_generator_file)
+    lr = torch.from_numpy(read_scan(DUKE / "subject02" / "average.tif").pixels[:, :112, :225].copy())[:, None]
+    tiled = super_resolve(g, lr, scale=4, tile=48, overlap=16)
+    whole = super_resolve(g, lr, scale=4, tile=None)
+    assert (tiled - whole).abs().max() < 1e-3
