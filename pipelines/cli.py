@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines import enhance, evaluate, preprocess, train, ui
+from pipelines import enhance, evaluate, preprocess, serve, train, ui
 
 app = typer.Typer(
     add_completion=False,
@@ -16,6 +16,7 @@ app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)
 app.command("enhance")(enhance.enhance)
 app.command("ui")(ui.ui)
+app.command("serve")(serve.serve)
 
 
 def main() -> None:

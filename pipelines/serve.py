@@ -1,0 +1,35 @@
+"""``oct-srgan serve``: the local web page to enhance a scan or check the model on it."""
+
+from __future__ import annotations
+
+import typer
+
+from pipelines.common import user_errors
+
+app = typer.Typer(add_completion=False)
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@app.command()
+@user_errors
+def serve(
+    model: str = typer.Option("default", "--model", "-m", help="Checkpoint, generator file, runs:/… or models:/… URI, or 'default'."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
+    port: int = typer.Option(8000, "--port", "-p", help="Port to listen on (0 = any free port)."),
+    max_upload_mb: float = typer.Option(200, "--max-upload-mb", help="Largest accepted upload, in MB."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
+    tile: int = typer.Option(128, "--tile", help="Tile side in LR pixels (0 = whole B-scans: faster, more memory)."),
+) -> None:
+    """Serve a page to upload a scan and compare input | bicubic | SR, or score the model on it."""
+    from oct_srgan import serving
+    from oct_srgan.devices import resolve_device
+
+    web_app = serving.create_app(model, max_upload_mb=max_upload_mb, device=resolve_device(device),
+                                   tile=tile)
+    sock = serving.listen(host, port)
+    info = web_app.state.service.info
+    typer.echo(f"oct-srgan serve: model {info['source']} (x{info['scale']}) at {serving.address(sock)}  (Ctrl+C to stop)")
+    if host not in LOOPBACK:
+        typer.echo("warning: the page has no login; anyone who can reach this address can upload scans", err=True)
+    serving.run(web_app, sock)
