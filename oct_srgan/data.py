@@ -114,9 +114,10 @@ def train_dataset(info: DatasetInfo, cfg: Config, *, progress: bool = False) -> 
             f"data.hr_crop={crop} ({len(small)} such image(s)); lower data.hr_crop"
         )
     items = [{"hr": str(info.root / p)} for p in rows["hr_path"]]
-    transform = Compose([load_transforms(("hr",)), train_transforms(cfg.data)])
+    # Flat list: CacheDataset caches up to the first random transform, and a nested Compose counts as one.
+    transform = Compose([*load_transforms(("hr",)).transforms, *train_transforms(cfg.data).transforms])
     return CacheDataset(
-        items, transform=transform, cache_rate=cfg.data.cache_rate, num_workers=0, progress=progress, copy_cache=True
+        items, transform=transform, cache_rate=cfg.data.cache_rate, num_workers=0, progress=progress, copy_cache=False
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines import enhance, evaluate, preprocess, serve, train, ui
+from pipelines import chain, enhance, evaluate, preprocess, serve, train, ui
 
 app = typer.Typer(
     add_completion=False,
@@ -17,6 +17,7 @@ app.command("evaluate")(evaluate.evaluate)
 app.command("enhance")(enhance.enhance)
 app.command("ui")(ui.ui)
 app.command("serve")(serve.serve)
+app.command("chain")(chain.chain)
 
 
 def main() -> None:

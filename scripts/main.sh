@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The main job on the shared real data (creates or reuses .venv first).
+# The main job on the shared real data (creates or reuses .venv first):
+# preprocess the Duke scans -> train (smoke run; --full for the ~1 h CPU recipe) -> evaluate on the
+# test subjects -> enhance the shared DICOM volume. Extra arguments go to `oct-srgan chain`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/venv.sh"
 cd "$ROOT"
 export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 MALLOC_TOP_PAD_=1000000000
 DATA="${OCT_SRGAN_DATA:-$ROOT/../shared/data}"
-OUT="${OCT_SRGAN_OUT:-$ROOT/outputs}"
-oct-srgan preprocess "$DATA/oct/duke_bioptigen" --out "$OUT/duke" --overwrite
-echo "dataset: $OUT/duke (manifest.csv, preview.png); MLflow store: $ROOT/mlruns"
+exec oct-srgan chain --scans "$DATA/oct/duke_bioptigen" --enhance "$DATA/oct/formats/oct_volume_s14.dcm" --out "${OCT_SRGAN_OUT:-$ROOT/outputs}" "$@"

@@ -1,0 +1,56 @@
+"""``oct-srgan chain``: the whole job on a folder of scans, every stage nested under one MLflow parent run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from pipelines.common import fail, user_errors
+
+app = typer.Typer(add_completion=False)
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def _stage(args: list[str], env: dict[str, str]) -> None:
+    """Run one stage as its own process (so each gets a clean MLflow run) and stop the chain if it fails."""
+    typer.echo(f"\n$ oct-srgan {' '.join(args)}")
+    code = subprocess.call([sys.executable, "-m", "pipelines.cli", *args], env=env)
+    if code != 0:
+        raise fail(f"stage '{args[0]}' failed with exit code {code}; earlier outputs are kept", code)
+
+
+@app.command()
+@user_errors
+def chain(
+    scans: Path = typer.Option(Path("../shared/data/oct/duke_bioptigen"), "--scans", help="Folder of training scans (one sub-folder per subject)."),
+    enhance_input: list[Path] = typer.Option(
+        [Path("../shared/data/oct/formats/oct_volume_s14.dcm")], "--enhance", help="Scan(s) to enhance at the end."
+    ),
+    out: Path = typer.Option(Path("outputs"), "--out", "-o", help="Folder for the dataset, runs, tables and enhanced scans."),
+    full: bool = typer.Option(False, "--full", help="Train the default model's CPU recipe (about an hour) instead of the smoke run."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Stage-1 training config (overrides --full)."),
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """preprocess → train → evaluate → enhance, nested under one MLflow parent run."""
+    from oct_srgan import tracking
+
+    cfg = config or CONFIGS / ("oct_x4_srresnet.yaml" if full else "smoke.yaml")
+    name = cfg.stem
+    data, run_dir = out / "dataset", out / "runs" / name
+    with tracking.run("chain", f"chain-{name}", tags={"config": name}) as parent:
+        env = {**os.environ, "OCT_SRGAN_PARENT_RUN_ID": parent.info.run_id, "MLFLOW_TRACKING_URI": tracking.tracking_uri()}
+        _stage(["preprocess", str(scans), "--out", str(data), "--overwrite"], env)
+        _stage(["train", "--config", str(cfg), "--data", str(data), "--out", str(run_dir), "--device", device], env)
+        model = run_dir / "generator.pt"
+        _stage(["evaluate", "--model", str(model), "--data", str(data), "--split", "test", "--out", str(out / "evaluate" / name), "--device", device], env)
+        enhance_model = str(model) if full or config else "default"
+        _stage(["enhance", *map(str, enhance_input), "--out", str(out / "enhanced"), "--model", enhance_model, "--overwrite", "--compare", "--device", device], env)
+    typer.echo(
+        f"\ndone. dataset: {data}  model: {model}  evaluation: {out / 'evaluate' / name}  enhanced scans: {out / 'enhanced'}\n"
+        f"MLflow parent run {parent.info.run_id}; open the UI with: oct-srgan ui  (then http://127.0.0.1:5000)"
+    )
