@@ -40,11 +40,15 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
 def _load(path: Path) -> Any:
     if not path.is_file():
         raise ModelError(f"{path}: file not found")
+    if not zipfile.is_zipfile(path):
+        raise ModelError(f"{path}: not a readable PyTorch checkpoint (expected a torch.save zip archive)")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelError(f"{path}: not a safe oct-srgan checkpoint ({first})") from None
+    except pickle.UnpicklingError:
+        raise ModelError(
+            f"{path}: not a safe oct-srgan checkpoint (it holds Python objects other than tensors and plain "
+            "values, which are never loaded)"
+        ) from None
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"{path}: not a readable PyTorch checkpoint ({first})") from None

@@ -1,19 +1,25 @@
 """Whole-scan super-resolution: load a generator, run it tile by tile, write enhanced scans.
 
 Tiling uses MONAI's ``sliding_window_inference``, which accepts a predictor whose output is larger
-than its input (here ``scale`` times in H and W, or in W only for lateral-only models) and blends
-overlapping windows. Memory is bounded by the tile size and ``batch_size``, not by the scan.
+than its input (here ``scale`` times in H and W, or in W only for lateral-only models). Memory is
+bounded by the tile size and ``batch_size``, not by the scan.
 
-Agreement with untiled inference: a window's outputs within the generator's receptive-field radius
-of a cut edge differ from the untiled result (the convs see zero padding there instead of image).
-The paper's SRResNet reaches about 40 LR pixels (9x9 head, 33 3x3 convs at LR, the upsampling
-convs and the 9x9 tail at HR). Gaussian blending gives those edge outputs little weight, and an
-overlap of ``DEFAULT_OVERLAP`` LR pixels (more than the radius) keeps tiled and untiled float32
-results within 1e-3 (max abs) of each other; ``tests/test_inference.py`` checks it on a real B-scan.
+Why tiles agree with untiled inference: a window's outputs within the generator's receptive field
+of a cut edge differ from the untiled result (the convs see zero padding there instead of image;
+for a random-init paper SRResNet the error is 4 at the edge, 7e-3 at 8 LR pixels, below 1e-5 from
+12 pixels on; the theoretical radius is about 38 LR pixels). MONAI's own blend modes cannot hide
+that: "constant" averages the bad edge outputs in, and "gaussian" floors its weights at 1e-3 of the
+peak, which near the image's top and bottom rows makes it constant too. So every window gets our
+weight map instead (``blend_weights``): 1 in the window's core, falling to 1e-6 within overlap/2
+of its edges, and the window layout (``axis_layout``) puts every pixel in some window's core.
+With ``DEFAULT_OVERLAP`` = 32 LR pixels (core 16 pixels from any cut) tiled and untiled float32
+outputs of the paper-size net agree to about 1e-6 on a Duke B-scan; a trained net whose response
+reaches further needs a larger overlap (at most half the tile).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from collections.abc import Callable
@@ -95,11 +101,13 @@ def prepare_for_inference(
     """An eval-mode copy tuned for inference: BatchNorm folded into the convs, channels-last weights.
 
     ``precision`` is checked here and applied by :func:`super_resolve` (bf16 autocast); fp32 is the
-    default because bf16 costs about 7e-3 max abs error, visible in 16-bit outputs.
+    default because bf16 costs about 7e-3 max abs error, visible in 16-bit outputs, and is faster
+    only with native bf16 (AVX512-BF16/AMX CPUs, GPUs): on an AVX2-only CPU it is emulated and
+    about 5x slower than fp32.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    model = fold_batchnorm(generator) if fold_bn else generator
+    model = fold_batchnorm(generator) if fold_bn else copy.deepcopy(generator)
     model = model.to(device).eval()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -114,22 +122,48 @@ def _uses_channels_last(model: nn.Module) -> bool:
     return False
 
 
-def _overlap_pixels(overlap: float | int, roi: int) -> int:
-    """Overlap in LR pixels from a fraction of the window (< 1) or a pixel count (>= 1)."""
-    pixels = round(overlap * roi) if overlap < 1 else int(overlap)
-    return max(0, min(pixels, roi - 1))
+def overlap_pixels(overlap: float | int, tile: int) -> int:
+    """Overlap in LR pixels from a fraction of the tile (< 1) or a pixel count (>= 1), capped at tile/2.
 
-
-def _blend_profile(roi: int, size: int, overlap: int, mode: str) -> torch.Tensor:
-    """1-D window weights: 1 in the core, down to ``EDGE_WEIGHT`` within overlap/2 of each window edge.
-
-    An axis the window covers whole is not cut, so its weights are flat.
+    Beyond half the tile, some image sizes have no window layout that keeps every pixel in a core.
     """
-    if roi >= size or overlap < 2:
+    if overlap < 0:
+        raise ValueError(f"overlap must be >= 0, got {overlap}")
+    pixels = round(overlap * tile) if overlap < 1 else int(overlap)
+    return min(pixels, tile // 2)
+
+
+def axis_layout(size: int, tile: int, overlap: int) -> tuple[int, int]:
+    """Window size (at most ``tile``) and step along one axis, so every pixel lies in some window's core.
+
+    The core is what lies at least overlap/2 from the window's edges. MONAI places windows every
+    ``step`` and then one last window flush with the image end; if the window before it ends
+    within overlap/2 of that end, the pixels between lie in no core. Of the layouts without that
+    gap (and with at least ``overlap`` between neighbours) this picks the one that computes the
+    fewest pixels, larger windows first on ties. An axis no longer than the tile is one window.
+    """
+    if size <= tile:
+        return size, size
+    margin = overlap // 2
+    best: tuple[int, int, int] | None = None
+    for roi in range(tile, overlap + max(margin, 1) - 1, -1):
+        rest = size - roi
+        for step in range(roi - overlap, max(margin, 1) - 1, -1):
+            if rest % step == 0 or rest % step >= margin:
+                cost = (math.ceil(rest / step) + 1) * roi
+                if best is None or cost < best[0]:
+                    best = (cost, roi, step)
+                break
+    return (best[1], best[2]) if best else (size, size)
+
+
+def _blend_profile(roi: int, cut: bool, overlap: int, mode: str) -> torch.Tensor:
+    """1-D window weights: 1 in the core, down to ``EDGE_WEIGHT`` within overlap/2 of each edge."""
+    margin = overlap // 2
+    if not cut or margin == 0:
         return torch.ones(roi, dtype=torch.float64)
     index = torch.arange(roi, dtype=torch.float64)
-    distance = torch.minimum(index, roi - 1 - index) + 0.5
-    margin = overlap / 2
+    distance = torch.minimum(index, roi - 1 - index)
     if mode == "constant":
         return torch.where(distance < margin, EDGE_WEIGHT, 1.0)
     sigma = margin / 2 / math.sqrt(2 * math.log(1 / EDGE_WEIGHT))
@@ -137,15 +171,15 @@ def _blend_profile(roi: int, size: int, overlap: int, mode: str) -> torch.Tensor
     return torch.where(distance < margin, rise, 1.0)
 
 
-def blend_weights(roi: tuple[int, int], size: tuple[int, int], overlap: tuple[int, int], mode: str) -> torch.Tensor:
-    """The [h, w] weight map every window is multiplied by before MONAI normalises the sum.
+def blend_weights(roi: tuple[int, int], size: tuple[int, int], overlap: int, mode: str = "gaussian") -> torch.Tensor:
+    """The [h, w] weight map MONAI multiplies every window by before normalising the sum.
 
-    Weights are a product of per-axis profiles, so at an image border (where windows keep their
-    small edge weights because nothing else covers those pixels) the normalisation still divides
-    them out exactly. Wherever windows overlap, the one whose core covers a pixel outweighs the
-    others by 1e6, so outputs within the receptive field of a cut edge never reach the result.
+    It is a product of per-axis profiles, so at an image border, where a window keeps its small
+    edge weights because no other window covers those pixels, the normalisation divides them out
+    exactly. Where windows overlap, the one whose core holds a pixel outweighs the others by
+    1/EDGE_WEIGHT, so outputs within the receptive field of a cut edge do not reach the result.
     """
-    profiles = [_blend_profile(r, s, o, mode) for r, s, o in zip(roi, size, overlap)]
+    profiles = [_blend_profile(r, r < s, overlap, mode) for r, s in zip(roi, size)]
     return torch.outer(profiles[0], profiles[1]).float()
 
 
@@ -164,9 +198,11 @@ def super_resolve(
 ) -> torch.Tensor:
     """Super-resolve [N,C,h,w] in [0, 1] to [N,C,H,W] clamped to [0, 1] (float32, on the CPU).
 
-    ``tile`` is the window side in LR pixels (0/None: whole images); a side smaller than the tile
-    uses the image size, so nothing is padded. ``overlap`` is a fraction of the tile (< 1) or LR
-    pixels (>= 1); ``mode`` blends overlapping windows (gaussian or constant weights).
+    ``tile`` is the largest window side in LR pixels (0/None: whole images); windows may be a few
+    pixels smaller so they fit the image evenly, and a side shorter than the tile is one window, so
+    nothing is ever padded. ``overlap`` is a fraction of the tile (< 1) or LR pixels (>= 1), capped
+    at half the tile. ``mode`` shapes the fall of the window weights inside the overlap: "gaussian"
+    (smooth) or "constant" (a step at overlap/2, i.e. plain cropping).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -187,11 +223,13 @@ def super_resolve(
     n, c, h, w = lr.shape
     out_h = h * scale if upsample_axes == "both" else h
     out = torch.empty((n, c, out_h, w * scale), dtype=torch.float32)
-    roi = (min(tile, h), min(tile, w)) if tile else (h, w)
-    pixels = tuple(_overlap_pixels(overlap, r) for r in roi)
-    # MONAI steps by int(roi * (1 - fraction)); the half pixel makes that exactly roi - pixels.
-    fractions = tuple((p - 0.5) / r if p else 0.0 for p, r in zip(pixels, roi))
-    weights = blend_weights(roi, (h, w), pixels, mode)
+    if tile:
+        pixels = overlap_pixels(overlap, tile)
+        layout = [axis_layout(size, tile, pixels) for size in (h, w)]
+        roi = tuple(r for r, _ in layout)
+        # MONAI steps by int(roi * (1 - fraction)); the half pixel makes that exactly our step.
+        fractions = tuple((r - step - 0.5) / r if step < r else 0.0 for r, step in layout)
+        weights = blend_weights(roi, (h, w), pixels, mode)
     with torch.inference_mode():
         for start in range(0, n, batch_size):
             chunk = lr[start : start + batch_size]
@@ -280,7 +318,7 @@ def write_comparison(path: Path, lr: np.ndarray, sr: np.ndarray, scale: int, axe
     sr_t = torch.from_numpy(np.ascontiguousarray(sr, dtype=np.float32))
     image = np.concatenate([_to_uint8(bicubic), _to_uint8(sr_t)], axis=1)
     with atomic_path(path) as tmp:
-        Image.fromarray(image, mode="L").save(tmp)
+        Image.fromarray(image).save(tmp)
     return path
 
 
@@ -306,23 +344,29 @@ def enhance_files(
     middle B-scan). ``progress(path, done, total)`` reports B-scans done within each file.
     """
     out_dir = Path(out_dir) if out_dir is not None else Path("enhanced")
-    files = scan_io.find_scans([Path(p) for p in inputs])
+    report = EnhanceReport()
+    found: dict[Path, None] = {}
+    for item in inputs:
+        try:
+            found.update(dict.fromkeys(scan_io.find_scans([item])))
+        except ScanError as exc:
+            report.skipped.append((Path(item), str(exc)))
     _check_writable(out_dir)
     generator, info = load_generator(model, device)
     generator = prepare_for_inference(generator, device, precision)
     scale, axes = int(info["scale"]), info["upsample_axes"]
     derivation = f"oct-srgan x{scale} super-resolution (model {info['source']})"
-    report = EnhanceReport(model=info)
+    report.model = info
     claimed: dict[Path, Path] = {}
-    for path in files:
+    for path in found:
         stem, ext = _split_name(path)
         target = out_dir / f"{stem}_sr{ext}"
         if target in claimed:
-            report.skipped.append((path, f"same output name {target.name} as {claimed[target]}"))
+            report.skipped.append((path, f"{path}: same output name {target.name} as {claimed[target]}"))
             continue
         claimed[target] = path
         if target.exists() and not overwrite:
-            report.skipped.append((path, f"{target} already exists (use overwrite to replace it)"))
+            report.skipped.append((path, f"{path}: output {target} already exists (use overwrite to replace it)"))
             continue
         try:
             scan = scan_io.read_scan(path)

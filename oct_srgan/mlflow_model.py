@@ -30,6 +30,10 @@ MODEL_NAME = "model"
 class OctSrganModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper: float32 [N, 1, h, w] in [0, 1] → float32 [N, 1, H, W] clamped to [0, 1]."""
 
+    # Inputs are checked against the tensor signature given at logging time; this tells MLflow not to
+    # look for type hints on ``predict`` (it otherwise warns on every import and log).
+    _skip_type_hint_validation = True
+
     def load_context(self, context) -> None:
         from .models import build_generator
 

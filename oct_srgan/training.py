@@ -15,12 +15,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,11 +47,13 @@ from .checkpoint import (
     set_rng_state,
 )
 from .config import Config, LossConfig, dump_yaml, flatten, to_dict
+from .devices import resolve_device
 from .errors import DataError, ModelError, TrainingError
 
 KEEP_CHECKPOINTS = 3
 MLFLOW_SCHEMES = ("runs:/", "models:/")
 EXAMPLE_LR = 24
+SAMPLE_STREAM, TORCH_STREAM = 0, 1  # separate seed streams for transforms and for torch's RNG
 
 
 @dataclass
@@ -87,22 +90,7 @@ class _Dist:
         return self.world > 1
 
 
-def _resolve_device(name: str, local_rank: int) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise TrainingError(f"device '{name}' requested but CUDA is not available")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    return device
-
-
 def _init_dist(device: torch.device) -> _Dist:
-    import os
-
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return _Dist()
@@ -158,7 +146,7 @@ class StepBatchSampler(Sampler[list[tuple[int, int]]]):
                 if epoch not in cache:
                     cache.clear()
                     cache[epoch] = self._perm(epoch)
-                batch.append((int(cache[epoch][pos % self.n]), _mix(self.seed, step, self.rank, j)))
+                batch.append((int(cache[epoch][pos % self.n]), _mix(self.seed, SAMPLE_STREAM, step, self.rank, j)))
             yield batch
 
 
@@ -197,6 +185,11 @@ def _ema_fn(decay: float):
 
 
 # ----------------------------------------------------------------------------------- signals
+
+
+def _ignore_sigint(worker_id: int) -> None:
+    """Data-loader workers leave Ctrl-C to the main process, which finishes the step and saves."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
@@ -446,6 +439,7 @@ class _Trainer:
         self.losses = make_losses(cfg, self.extractor, device)
 
         self.info = open_dataset(data_dir)
+        self._check_crop_fits()
         self.dataset = train_dataset(self.info, cfg)
         if len(self.dataset) == 0:
             raise DataError(f"{self.info.root}: the 'train' split is empty")
@@ -472,6 +466,17 @@ class _Trainer:
                 raise TrainingError("stage srgan: all loss weights are zero")
         elif cfg.loss.pixel_weight <= 0:
             raise TrainingError("stage srresnet trains on the pixel loss only, but loss.pixel_weight is not positive")
+
+    def _check_crop_fits(self) -> None:
+        """Every training B-scan must hold one HR crop; say so before the data loader trips over it."""
+        rows = self.info.split("train")
+        crop = self.cfg.data.hr_crop
+        if len(rows) and min(int(rows["height"].min()), int(rows["width"].min())) < crop:
+            small = rows.loc[(rows["height"] < crop) | (rows["width"] < crop)].iloc[0]
+            raise DataError(
+                f"{self.info.root / small['hr_path']}: B-scan of {small['height']}x{small['width']} is smaller than "
+                f"data.hr_crop={crop}; lower data.hr_crop or leave such scans out of the dataset"
+            )
 
     def _resume_state(self) -> tuple[dict[str, Any], Path]:
         path = latest_checkpoint(self.ckpt_dir)
@@ -555,6 +560,7 @@ class _Trainer:
             num_workers=workers,
             pin_memory=self.device.type == "cuda",
             persistent_workers=workers > 0,
+            worker_init_fn=_ignore_sigint if workers > 0 else None,
             generator=torch.Generator().manual_seed(cfg.seed),
         )
 
@@ -746,7 +752,7 @@ class _Trainer:
             for batch in self._loader():
                 lr = batch["lr"].to(self.device, non_blocking=True).contiguous(memory_format=memory_format)
                 hr = batch["hr"].to(self.device, non_blocking=True).contiguous(memory_format=memory_format)
-                torch.manual_seed(_mix(cfg.seed, step, self.ranks.rank, 1))
+                torch.manual_seed(_mix(cfg.seed, TORCH_STREAM, step, self.ranks.rank))
                 losses, finite = train_step(self.nets, self.losses, lr, hr, amp_dtype=self.amp_dtype,
                                             reduce=self._all_reduce_mean if self.ranks.active else None)
                 if not finite:
@@ -775,6 +781,8 @@ class _Trainer:
                 if self._agree_stop(flag["signal"] is not None):
                     if not (step % cfg.train.checkpoint_interval == 0 or step == cfg.train.iterations):
                         last_ckpt = self.save(step) or last_ckpt
+                    if self.ranks.main:
+                        tracking.set_tags({"interrupted_at_step": step})
                     return TrainResult(None, last_ckpt if self.ranks.main else None, dict(self.last_metrics),
                                        self.run_id, step, interrupted=True)
         finally:
@@ -790,13 +798,14 @@ class _Trainer:
         return TrainResult(generator_path, last_ckpt, dict(self.last_metrics), self.run_id, step, model_uri=model_uri)
 
     def _check_ranks_agree(self, step: int) -> None:
-        """Under DDP, measure how far each rank's generator parameters are from rank 0's (should be 0)."""
+        """Under DDP, measure how far each rank's G and D parameters are from rank 0's (should be 0)."""
         if not self.ranks.active:
             return
         from . import tracking
 
+        modules = [self.nets.generator] + ([self.nets.discriminator] if self.nets.discriminator is not None else [])
         with torch.no_grad():
-            mine = torch.cat([p.detach().float().reshape(-1) for p in _unwrap(self.nets.generator).parameters()])
+            mine = torch.cat([p.detach().float().reshape(-1) for m in modules for p in _unwrap(m).parameters()])
             ref = mine.clone()
             dist.broadcast(ref, src=0)
             diff = (mine - ref).abs().max().reshape(1)
@@ -846,10 +855,8 @@ def train(
     progress: bool = True,
 ) -> TrainResult:
     """Train one stage as ``cfg`` says; with ``resume`` continue from the newest checkpoint in ``out_dir``."""
-    import os
-
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = _resolve_device(device or cfg.train.device, local_rank)
+    dev = resolve_device(device or cfg.train.device, local_rank)
     ranks = _init_dist(dev)
     started = time.perf_counter()
     try:

@@ -19,10 +19,10 @@ INTERRUPTED_EXIT = 130
 def train(
     config: Path = typer.Option(..., "--config", "-c", help="Config YAML, e.g. configs/srresnet.yaml."),
     data: Path = typer.Option(..., "--data", "-d", help="Dataset folder written by 'oct-srgan preprocess'."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder for checkpoints and generator.pt [default: runs/<config name>]."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder for checkpoints and generator.pt (default: runs/<config name>)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set train.lr=1e-5 (repeatable)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out (same MLflow run)."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N [default: the config's train.device]."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N (default: the config's train.device)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
     """Train the generator (stage srresnet) or the GAN (stage srgan); under torchrun, one process per GPU."""

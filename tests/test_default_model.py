@@ -1,0 +1,51 @@
+"""The shipped default model: it loads with no flag, beats bicubic on held-out Duke subjects, has a card."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pydicom
+import pytest
+from typer.testing import CliRunner
+
+from oct_srgan.checkpoint import load_generator_file
+from oct_srgan.inference import DEFAULT_MODEL_FILE
+from oct_srgan.prepare import PrepareOptions, prepare_dataset
+from pipelines.cli import app
+
+from .conftest import DUKE, FORMATS
+
+runner = CliRunner()
+
+
+def test_default_model_is_small_and_documented() -> None:
+    assert DEFAULT_MODEL_FILE.is_file()
+    assert DEFAULT_MODEL_FILE.stat().st_size < 5_000_000
+    _, spec, meta = load_generator_file(DEFAULT_MODEL_FILE)
+    assert spec["scale"] == 4 and spec["in_channels"] == 1
+    card = (DEFAULT_MODEL_FILE.parent / "MODEL_CARD.md").read_text()
+    numbers = meta["evaluation"]
+    assert f"{numbers['model_psnr']:.2f} dB" in card and f"{numbers['bicubic_psnr']:.2f} dB" in card
+    assert numbers["model_psnr"] > numbers["bicubic_psnr"]
+
+
+def test_enhance_needs_no_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["enhance", str(FORMATS / "oct_bscan16_s14.dcm"), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    ds = pydicom.dcmread(tmp_path / "enhanced" / "oct_bscan16_s14_sr.dcm")
+    assert (ds.Rows, ds.Columns) == (1800, 3600)
+
+
+def test_default_model_beats_bicubic_on_the_test_subjects(tmp_path: Path) -> None:
+    data = tmp_path / "duke"
+    prepare_dataset([DUKE], data, PrepareOptions(seed=0))
+    out = tmp_path / "eval"
+    result = runner.invoke(
+        app, ["evaluate", "--model", "default", "--data", str(data), "--out", str(out), "--no-progress", "--device", "cpu"]
+    )
+    assert result.exit_code == 0, result.output
+    per_image = pd.read_csv(out / "per_image.csv")
+    assert len(per_image) == 12
+    assert per_image["psnr_model"].mean() > per_image["psnr_bicubic"].mean()

@@ -1,0 +1,242 @@
+"""Inference: tiled = untiled, shapes, model loading, whole-scan and whole-file enhancement."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from monai.data.utils import dense_patch_slices
+from PIL import Image
+from torch.optim.swa_utils import AveragedModel
+
+from oct_srgan import inference
+from oct_srgan.checkpoint import save_checkpoint, save_generator_file
+from oct_srgan.errors import ModelError, OctSrganError
+from oct_srgan.io import read_scan
+from oct_srgan.models import srresnet
+from oct_srgan.transforms import downscale
+
+from .conftest import DUKE, FORMATS
+
+
+def random_net(seed: int = 0, **spec) -> torch.nn.Module:
+    """A random-init generator in eval mode whose outputs sit inside (0, 1), so the clamp hides nothing.
+
+    BatchNorm gets random running statistics so folding and eval-mode BN are exercised for real.
+    """
+    torch.manual_seed(seed)
+    net = srresnet(**spec).eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.normal_(0, 0.1)
+                m.running_var.uniform_(0.5, 2.0)
+        net.tail.weight.mul_(0.05)
+        net.tail.bias.fill_(0.5)
+    return net
+
+
+def untiled(net: torch.nn.Module, lr: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return net(lr)
+
+
+@pytest.fixture(scope="module")
+def duke_lr() -> torch.Tensor:
+    """LR [1, 1, 112, 225]: a real 450 x 900 Duke B-scan cropped to 448 x 900, bicubic x4 down."""
+    hr = torch.from_numpy(read_scan(DUKE / "subject03" / "1.tif").pixels[:, :448].copy())[:, None]
+    return downscale(hr, 4).clamp(0, 1)
+
+
+def test_tiled_matches_untiled_on_a_duke_bscan(duke_lr: torch.Tensor) -> None:
+    net = random_net(channels=16, num_blocks=8, norm="batch")
+    whole = untiled(net, duke_lr)
+    assert ((whole > 0.01) & (whole < 0.99)).float().mean() > 0.99
+    tiled = inference.super_resolve(net, duke_lr, scale=4, tile=64)
+    assert tiled.shape == (1, 1, 448, 900)
+    assert (tiled - whole).abs().max() < 1e-3
+
+
+def test_tiled_matches_untiled_on_a_whole_450x900_bscan() -> None:
+    """``enhance`` takes a 450 x 900 scan as LR: many windows in both axes, edges not multiples of the tile."""
+    lr = torch.from_numpy(read_scan(DUKE / "subject05" / "average.tif").pixels.copy())[:, None]
+    net = inference.prepare_for_inference(random_net(1, channels=4, num_blocks=2, norm="batch"))
+    tiled = inference.super_resolve(net, lr, scale=4, tile=128)
+    assert tiled.shape == (1, 1, 1800, 3600)
+    assert (tiled - untiled(net, lr)).abs().max() < 1e-3
+
+
+def test_constant_blending_matches_untiled_too(duke_lr: torch.Tensor) -> None:
+    net = random_net(2, channels=8, num_blocks=2, norm="none")
+    lr = duke_lr[..., :60, :90]
+    tiled = inference.super_resolve(net, lr, scale=4, tile=40, overlap=16, mode="constant")
+    assert (tiled - untiled(net, lr)).abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("axes, shape", [("both", (2, 1, 284, 364)), ("lateral", (2, 1, 71, 364))])
+def test_output_shapes_for_non_divisible_sizes(axes: str, shape: tuple[int, ...]) -> None:
+    """Noise input, so only a core 16 LR pixels from any cut, beyond this net's 13-pixel reach, agrees."""
+    net = random_net(3, channels=8, num_blocks=1, upsample_axes=axes)
+    lr = torch.rand(2, 1, 71, 91)
+    tiled = inference.super_resolve(net, lr, scale=4, upsample_axes=axes, tile=64, overlap=32)
+    assert tiled.shape == shape
+    assert (tiled - untiled(net, lr)).abs().max() < 1e-3
+
+
+def test_image_smaller_than_the_tile_is_not_padded() -> None:
+    net = random_net(4, channels=8, num_blocks=1)
+    lr = torch.rand(3, 1, 20, 30)
+    out = inference.super_resolve(net, lr, scale=4, tile=128, batch_size=2)
+    assert out.shape == (3, 1, 80, 120)
+    torch.testing.assert_close(out, untiled(net, lr).clamp(0, 1), atol=1e-6, rtol=0)
+
+
+def test_outputs_are_clamped() -> None:
+    net = random_net(5, channels=8, num_blocks=1)
+    with torch.no_grad():
+        net.tail.bias.fill_(3.0)
+    out = inference.super_resolve(net, torch.rand(1, 1, 16, 16), scale=4, tile=0)
+    assert out.max() == 1.0 and out.min() >= 0.0
+
+
+@pytest.mark.parametrize("tile, overlap", [(128, 32), (64, 32), (48, 16), (30, 10)])
+def test_every_pixel_lies_in_some_window_core(tile: int, overlap: int) -> None:
+    """The layout invariant the blending relies on, for MONAI's own window placement."""
+    margin = overlap // 2
+    for size in list(range(tile - 2, tile + 40)) + [225, 450, 900]:
+        roi, step = inference.axis_layout(size, tile, overlap)
+        assert roi <= tile
+        slices = [s[0] for s in dense_patch_slices((size,), (roi,), (step,))]
+        for x in range(size):
+            cover = [s for s in slices if s.start <= x < s.stop]
+            core = [s for s in cover if min(x - s.start, s.stop - 1 - x) >= margin]
+            assert core or len(cover) == 1, (size, x)
+
+
+def test_overlap_is_capped_at_half_the_tile() -> None:
+    assert inference.overlap_pixels(0.75, 32) == 16 and inference.overlap_pixels(48, 64) == 32
+    assert inference.overlap_pixels(0.25, 128) == 32 and inference.overlap_pixels(20, 128) == 20
+    with pytest.raises(ValueError, match="overlap"):
+        inference.overlap_pixels(-1, 64)
+
+
+def test_prepared_generator_gives_the_same_output(duke_lr: torch.Tensor) -> None:
+    net = random_net(6, channels=16, num_blocks=2, norm="batch")
+    lr = duke_lr[..., :48, :64]
+    reference = inference.super_resolve(net, lr, scale=4, tile=0)
+    fast = inference.prepare_for_inference(net)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())
+    torch.testing.assert_close(inference.super_resolve(fast, lr, scale=4, tile=0), reference, atol=1e-4, rtol=0)
+    bf16 = inference.super_resolve(fast, lr, scale=4, tile=0, precision="bf16")
+    assert bf16.dtype == torch.float32 and (bf16 - reference).abs().max() < 5e-2
+
+
+def test_load_generator_from_a_generator_file(tmp_path: Path) -> None:
+    net = random_net(7, channels=8, num_blocks=1, upsample_axes="lateral")
+    path = save_generator_file(tmp_path / "g.pt", net.state_dict(), net.spec, {"stage": "srgan"})
+    loaded, info = inference.load_generator(path)
+    assert not loaded.training
+    assert info["scale"] == 4 and info["in_channels"] == 1 and info["upsample_axes"] == "lateral"
+    assert info["source"] == "g.pt" and info["meta"] == {"stage": "srgan"} and info["spec"] == net.spec
+    for name, value in net.state_dict().items():
+        expected = value.half().float() if value.is_floating_point() else value
+        torch.testing.assert_close(loaded.state_dict()[name], expected)
+
+
+def test_load_generator_from_a_training_checkpoint_uses_ema(tmp_path: Path) -> None:
+    net = random_net(8, channels=8, num_blocks=1)
+    ema = AveragedModel(net, use_buffers=True)
+    with torch.no_grad():
+        for p in ema.module.parameters():
+            p.add_(1.0)
+    state = {"generator": net.state_dict(), "ema": ema.state_dict(), "step": 7, "model_spec": net.spec,
+             "config": {}, "run_id": "abc"}
+    path = save_checkpoint(tmp_path / "step_0000007.pt", state)
+    loaded, info = inference.load_generator(path)
+    torch.testing.assert_close(loaded.head[0].weight, net.head[0].weight + 1.0)
+    assert info["meta"]["step"] == 7
+
+
+def test_load_generator_refuses_a_random_file(tmp_path: Path) -> None:
+    path = tmp_path / "weights.pt"
+    path.write_bytes(os.urandom(2000))
+    with pytest.raises(ModelError) as err:
+        inference.load_generator(path)
+    message = str(err.value)
+    assert "weights.pt" in message and "\n" not in message
+
+
+def test_load_generator_missing_file_and_missing_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ModelError, match="nothere.pt"):
+        inference.load_generator(tmp_path / "nothere.pt")
+    monkeypatch.setattr(inference, "DEFAULT_MODEL_FILE", tmp_path / "weights" / "oct_srgan_x4.pt")
+    with pytest.raises(ModelError, match="default model"):
+        inference.load_generator("default")
+
+
+def test_enhance_scan_dicom_volume() -> None:
+    scan = read_scan(FORMATS / "oct_volume_s14.dcm")
+    net = inference.prepare_for_inference(random_net(9, channels=2, num_blocks=0, norm="none"))
+    info = {"scale": 4, "in_channels": 1, "upsample_axes": "both", "source": "test"}
+    calls = []
+    out = inference.enhance_scan(scan, net, info, tile=0, batch_size=4,
+                                 progress=lambda done, total: calls.append((done, total)))
+    assert out.pixels.shape == (6, 1800, 3600) and out.pixels.dtype == np.float32
+    assert out.geometry.row_spacing == pytest.approx(scan.geometry.row_spacing / 4)
+    assert out.geometry.col_spacing == pytest.approx(scan.geometry.col_spacing / 4)
+    assert out.geometry.slice_spacing == scan.geometry.slice_spacing
+    assert calls == [(4, 6), (6, 6)]
+
+
+def test_enhance_scan_grey_through_an_rgb_model_and_refuses_other_channels() -> None:
+    full = read_scan(DUKE / "subject01" / "test.tif")
+    scan = full.with_pixels(full.pixels[:, :40, :60])
+    rgb = random_net(10, in_channels=3, channels=8, num_blocks=1)
+    out = inference.enhance_scan(scan, rgb, {"scale": 4, "in_channels": 3, "upsample_axes": "both"})
+    assert out.pixels.shape == (1, 160, 240)
+    with pytest.raises(ModelError, match="channels"):
+        inference.enhance_scan(scan, rgb, {"scale": 4, "in_channels": 2, "upsample_axes": "both"})
+
+
+@pytest.fixture()
+def tiny_model(tmp_path: Path) -> Path:
+    net = random_net(11, channels=4, num_blocks=1, norm="none")
+    return save_generator_file(tmp_path / "tiny.pt", net.state_dict(), net.spec, {})
+
+
+def test_enhance_files_writes_skips_and_compares(tmp_path: Path, tiny_model: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    Image.fromarray((np.random.default_rng(0).random((24, 36)) * 255).astype(np.uint8)).save(src / "a.png")
+    Image.fromarray((np.random.default_rng(1).random((24, 36)) * 255).astype(np.uint8)).save(src / "b.png")
+    (src / "c.png").write_bytes(b"\x89PNG not really")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b_sr.png").write_bytes(b"keep")
+    report = inference.enhance_files([src], out, str(tiny_model), compare=True)
+    assert report.written == [(src / "a.png", out / "a_sr.png")]
+    skipped = dict(report.skipped)
+    assert "already exists" in skipped[src / "b.png"] and (out / "b_sr.png").read_bytes() == b"keep"
+    assert "c.png" in skipped[src / "c.png"] and "\n" not in skipped[src / "c.png"]
+    assert Image.open(out / "a_sr.png").size == (144, 96)
+    assert report.comparisons == [out / "a_sr_compare.png"] and Image.open(out / "a_sr_compare.png").size == (288, 96)
+    assert sorted(p.name for p in out.iterdir()) == ["a_sr.png", "a_sr_compare.png", "b_sr.png"]
+    assert report.model["scale"] == 4 and report.model["source"] == "tiny.pt"
+
+
+def test_enhance_files_overwrite_and_unwritable_folder(tmp_path: Path, tiny_model: Path) -> None:
+    src = tmp_path / "x.png"
+    Image.fromarray(np.zeros((16, 16), dtype=np.uint8)).save(src)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "x_sr.png").write_bytes(b"old")
+    report = inference.enhance_files([src], out, str(tiny_model), overwrite=True)
+    assert report.written and Image.open(out / "x_sr.png").size == (64, 64)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OctSrganError) as err:
+        inference.enhance_files([src], blocker / "sub", str(tiny_model))
+    assert "sub" in str(err.value) and "\n" not in str(err.value)
