@@ -7,6 +7,10 @@ VENV="${OCT_SRGAN_VENV:-$ROOT/.venv}"
 PY="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 # The CPU build of torch; on other machines e.g. TORCH_SPEC="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu".
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
+if [ -x "$VENV/bin/python" ] && ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+  echo "removing a broken virtual environment in $VENV" >&2
+  rm -rf "$VENV"
+fi
 if [ ! -x "$VENV/bin/python" ]; then
   echo "creating virtual environment in $VENV" >&2
   "$PY" -m venv "$VENV"
