@@ -42,7 +42,27 @@ def hardware() -> str:
     return f"{os.cpu_count()} CPU cores ({cpu}){gpu}, torch {torch.__version__}"
 
 
+def run_facts(meta: dict[str, Any]) -> dict[str, Any]:
+    """Wall time and device of the training run that made ``meta``, read from its MLflow run."""
+    run_id = meta.get("run_id")
+    if not run_id:
+        return {}
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from oct_srgan import tracking
+
+    tracking.configure()
+    try:
+        run = MlflowClient().get_run(run_id)
+    except MlflowException:
+        return {}
+    end = run.info.end_time or run.info.start_time
+    return {"wall_time_s": (end - run.info.start_time) / 1000.0, "device": run.data.tags.get("device", "?")}
+
+
 def _stage_line(meta: dict[str, Any]) -> str:
+    meta = {**run_facts(meta), **meta}
     wall = meta.get("wall_time_s")
     wall_text = f"{float(wall) / 60:.1f} min" if wall is not None else "n/a"
     return (

@@ -26,7 +26,7 @@ def evaluate(
     benchmark: Optional[str] = typer.Option(None, "--benchmark", help="set5 | set14 | folder of RGB images (paper protocol)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for tables and figures (default outputs/evaluate/<name>)."),
     tile: int = typer.Option(128, "--tile", help="Tile side in LR pixels (0 = whole images)."),
-    overlap: int = typer.Option(48, "--overlap", help="Tile overlap in LR pixels."),
+    overlap: int = typer.Option(32, "--overlap", help="Tile overlap in LR pixels (at most half the tile)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
     precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16"),
     limit: int = typer.Option(0, "--limit", help="Evaluate only the first N images (0 = all)."),
