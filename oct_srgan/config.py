@@ -33,7 +33,11 @@ class DegradationConfig:
 class DataConfig:
     scale: int = 4
     hr_crop: int = 96
-    degradation: DegradationConfig = field(default_factory=DegradationConfig)
+    # None = the dataset's own degradation (design.md, "One owner for the degradation"); a value
+    # here must agree with the dataset or training is refused.
+    degradation: DegradationConfig | None = None
+    # What the generator learns to produce: the group's clean reference or the scan itself.
+    target: Literal["auto", "reference", "self"] = "auto"
     cache_rate: float = 1.0
     num_workers: int = 0
     max_val_images: int = 0

@@ -7,16 +7,17 @@ Files flow through MONAI transforms: ``LoadImaged`` (16-bit PNG) → channel fir
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from monai.data import CacheDataset, PILReader
 from monai.transforms import Compose, EnsureChannelFirstd, EnsureTyped, LoadImaged, ScaleIntensityRanged
 
-from oct_srgan.config import Config
+from oct_srgan.config import Config, DegradationConfig, make
 from oct_srgan.errors import DataError
 
 DATASET_FORMAT = "oct-srgan-dataset/1"
@@ -37,6 +38,11 @@ class DatasetInfo:
     def axes(self) -> str:
         return str(self.degradation.get("axes", "both"))
 
+    @property
+    def has_references(self) -> bool:
+        """True when preprocess paired scans with clean references (``--reference``)."""
+        return "ref_path" in self.manifest and bool((self.manifest["ref_path"] != "").any())
+
     def split(self, name: str) -> pd.DataFrame:
         return self.manifest[self.manifest["split"] == name].reset_index(drop=True)
 
@@ -51,9 +57,12 @@ def open_dataset(path: str | Path) -> DatasetInfo:
         raise DataError(f"{root}: not an oct-srgan dataset (dataset.json or manifest.csv missing)")
     try:
         info = json.loads(info_file.read_text())
-        text_columns = ("split", "group_id", "scan_id", "hr_path", "lr_path", "source_format", "source_hash", "hr_sha256")
+        text_columns = ("split", "group_id", "scan_id", "hr_path", "lr_path", "source_format", "source_hash", "hr_sha256",
+                        "ref_path")
         manifest = pd.read_csv(manifest_file, dtype={c: str for c in text_columns})
         manifest["lr_path"] = manifest["lr_path"].fillna("")
+        if "ref_path" in manifest:
+            manifest["ref_path"] = manifest["ref_path"].fillna("").astype(str)
     except (json.JSONDecodeError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"{root}: dataset files are corrupt ({exc.__class__.__name__})") from None
     if info.get("format") != DATASET_FORMAT:
@@ -73,11 +82,35 @@ def check_compatible(info: DatasetInfo, cfg: Config) -> None:
     """Refuse a config whose scale or upsampled axes differ from the dataset's fixed LR images."""
     if cfg.data.scale != info.scale:
         raise DataError(f"{info.root}: dataset was made for x{info.scale} but the config asks for x{cfg.data.scale}")
-    if cfg.data.degradation.axes != info.axes:
+    if cfg.data.degradation is not None and cfg.data.degradation.axes != info.axes:
         raise DataError(
             f"{info.root}: dataset degrades '{info.axes}' axes but the config says "
             f"data.degradation.axes={cfg.data.degradation.axes}"
         )
+
+
+def resolve_config(info: DatasetInfo, cfg: Config) -> Config:
+    """The config with the dataset's degradation and a concrete training target filled in.
+
+    The dataset owns the degradation: its fixed val/test LR were made with it, so training LR must
+    be made the same way. A config that states another one is refused in one line.
+    """
+    check_compatible(info, cfg)
+    deg = make(DegradationConfig, info.degradation or {}, "degradation")
+    if cfg.data.degradation is not None and cfg.data.degradation != deg:
+        said = ", ".join(f"{k}={v}" for k, v in asdict(cfg.data.degradation).items())
+        has = ", ".join(f"{k}={v}" for k, v in asdict(deg).items())
+        raise DataError(
+            f"{info.root}: dataset LR is made with {has} but the config says data.degradation {said} "
+            "(leave data.degradation out: the dataset owns it)"
+        )
+    target = cfg.data.target
+    if target == "auto":
+        target = "reference" if info.has_references else "self"
+    if target == "reference" and not info.has_references:
+        raise DataError(f"{info.root}: data.target=reference but the dataset has no references (preprocess --reference)")
+    data = replace(cfg.data, degradation=deg, target=target)
+    return replace(cfg, data=data)
 
 
 def load_transforms(keys: tuple[str, ...]) -> Compose:
@@ -101,7 +134,7 @@ def _rows(info: DatasetInfo, split: str) -> pd.DataFrame:
 
 def train_dataset(info: DatasetInfo, cfg: Config, *, progress: bool = False) -> CacheDataset:
     """Random HR crops of the train split, degraded on the fly into {"lr", "hr"} pairs."""
-    from oct_srgan.transforms import train_transforms
+    from oct_srgan.transforms import reference_train_transforms, train_transforms
 
     check_compatible(info, cfg)
     rows = _rows(info, "train")
@@ -113,24 +146,57 @@ def train_dataset(info: DatasetInfo, cfg: Config, *, progress: bool = False) -> 
             f"{info.root / row['hr_path']}: B-scan of {row['height']}x{row['width']} is smaller than "
             f"data.hr_crop={crop} ({len(small)} such image(s)); lower data.hr_crop"
         )
-    items = [{"hr": str(info.root / p)} for p in rows["hr_path"]]
     # Flat list: CacheDataset caches up to the first random transform, and a nested Compose counts as one.
-    transform = Compose([*load_transforms(("hr",)).transforms, *train_transforms(cfg.data).transforms])
+    if cfg.data.target == "reference":
+        rows = rows[rows["ref_path"] != ""]
+        items = [{"input": str(info.root / p), "hr": str(info.root / r)} for p, r in zip(rows["hr_path"], rows["ref_path"])]
+        transform = Compose([*load_transforms(("input", "hr")).transforms, *reference_train_transforms(cfg.data).transforms])
+    else:
+        items = [{"hr": str(info.root / p)} for p in rows["hr_path"]]
+        transform = Compose([*load_transforms(("hr",)).transforms, *train_transforms(cfg.data).transforms])
     return CacheDataset(
         items, transform=transform, cache_rate=cfg.data.cache_rate, num_workers=0, progress=progress, copy_cache=False
     )
 
 
-def eval_items(info: DatasetInfo, split: str, limit: int = 0) -> list[dict[str, Any]]:
-    """Full B-scans of a val/test split with their fixed LR: [{"id", "lr" [1,h,w], "hr" [1,H,W]}]."""
+def eval_items(info: DatasetInfo, split: str, limit: int = 0, target: str = "auto") -> list[dict[str, Any]]:
+    """Full B-scans of a val/test split with their fixed LR and targets.
+
+    Items: ``{"id", "group_id", "lr" [1,h,w], "hr" [1,H,W] (the target), "self" (the scan's own
+    full-resolution B-scan), "reference" (the clean reference, or None)}``. ``target`` "auto" scores
+    against the reference where the dataset has one (noisy inputs only: the reference scans
+    themselves are left out); "self" scores every B-scan against itself. Limits pick B-scans spread
+    over the groups rather than the first group only.
+    """
     rows = _rows(info, split)
+    use_reference = target == "reference" or (target == "auto" and info.has_references)
+    if use_reference:
+        # The headline protocol is noisy input -> clean reference; a reference scored against itself
+        # is plain SR of a clean scan, which the own-scan ("self") evaluation covers.
+        is_ref = rows["is_reference"].astype(str).str.lower() == "true"
+        rows = rows[(rows["ref_path"] != "") & ~is_ref]
     if limit > 0:
-        rows = rows.iloc[:limit]
+        rows = rows.iloc[np.linspace(0, len(rows) - 1, min(limit, len(rows))).round().astype(int)]
     load = load_transforms(("lr", "hr"))
+    load_one = load_transforms(("hr",))
+    refs: dict[str, torch.Tensor] = {}
     out = []
     for row in rows.itertuples(index=False):
         if not row.lr_path:
             raise DataError(f"{info.root}: split '{split}' has no fixed LR images")
         item = load({"lr": str(info.root / row.lr_path), "hr": str(info.root / row.hr_path)})
-        out.append({"id": f"{row.scan_id}_{int(row.bscan):03d}", "group_id": row.group_id, "lr": item["lr"], "hr": item["hr"]})
+        ref = None
+        ref_path = getattr(row, "ref_path", "")
+        if ref_path:
+            if ref_path not in refs:
+                refs[ref_path] = load_one({"hr": str(info.root / ref_path)})["hr"]
+            ref = refs[ref_path]
+        out.append({
+            "id": f"{row.scan_id}_{int(row.bscan):03d}",
+            "group_id": row.group_id,
+            "lr": item["lr"],
+            "hr": ref if use_reference else item["hr"],
+            "self": item["hr"],
+            "reference": ref,
+        })
     return out

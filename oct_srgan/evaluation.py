@@ -25,7 +25,7 @@ from torch import nn
 from oct_srgan.errors import DataError, OctSrganError, WeightsNotFoundError
 from oct_srgan.fsutil import atomic_path
 from oct_srgan.inference import DEFAULT_OVERLAP, DEFAULT_TILE, super_resolve
-from oct_srgan.metrics import METRICS, content_distance, evaluate_images, quantize, summarize
+from oct_srgan.metrics import METRICS, content_distance, quantize, summarize
 from oct_srgan.transforms import downscale, upscale_bicubic, upscale_nearest
 
 BENCHMARKS = ("set5", "set14")
@@ -40,6 +40,9 @@ class EvaluationResult:
     summary: pd.DataFrame
     files: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    target: str = "self"
+    summaries: dict[str, pd.DataFrame] = field(default_factory=dict)
+    subject_summaries: dict[str, pd.DataFrame] = field(default_factory=dict)
 
     def mean(self, method: str, metric: str) -> float:
         sel = self.summary[(self.summary["method"] == method) & (self.summary["metric"] == metric)]
@@ -147,7 +150,8 @@ def comparison_figure(item: dict[str, Any], sr: torch.Tensor, bicubic: torch.Ten
         return a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
 
     hr = item["hr"]
-    panels = [("LR", item["lr"]), ("bicubic", bicubic), ("SR", sr), ("HR", hr)]
+    hr_name = "reference (average)" if item.get("reference") is not None and hr is item["reference"] else "HR"
+    panels = [("LR", item["lr"]), ("bicubic", bicubic), ("SR", sr), (hr_name, hr)]
     H, W = hr.shape[-2:]
     zh, zw = max(H // 5, 8), max(W // 6, 8)
     y0, x0 = (H - zh) // 2, (W - zw) // 2
@@ -201,6 +205,70 @@ def _content_rows(
     return pd.DataFrame(rows)
 
 
+def _score(sr: torch.Tensor, target: torch.Tensor, *, shave: int, y_channel: bool, oct_measures: bool) -> dict[str, float]:
+    """PSNR/SSIM/MS-SSIM (and, for grey OCT, CNR/ENL/EPI) of one [1, C, H, W] output against its target."""
+    from oct_srgan.metrics import ms_ssim, oct_quality, psnr, rgb_to_y, ssim
+
+    a, b = (rgb_to_y(sr), rgb_to_y(target)) if y_channel else (sr, target)
+    row = {
+        "psnr": float(psnr(a, b, 1.0, shave)[0]),
+        "ssim": float(ssim(a, b, 1.0, shave)[0]),
+        "ms_ssim": float(ms_ssim(a, b, 1.0, shave)[0]),
+    }
+    if oct_measures:
+        row.update(oct_quality(a[0], b[0], shave))
+    return row
+
+
+def _targets(item: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """What an item is scored against: its clean reference and its own scan, or just its HR."""
+    if item.get("reference") is not None and item.get("self") is not None:
+        return {"reference": item["reference"], "self": item["self"]}
+    return {"self": item["hr"]}
+
+
+def score_items(
+    items: list[dict[str, Any]],
+    methods: dict[str, Callable[[torch.Tensor], torch.Tensor]],
+    *,
+    shave: int,
+    y_channel: bool = False,
+    quantize_bits: int | None = None,
+    oct_measures: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[pd.DataFrame, dict[str, dict[str, torch.Tensor]]]:
+    """Long table (id, group_id, target, method, metrics): every method runs once per item, scored per target."""
+    rows: list[dict[str, Any]] = []
+    outputs: dict[str, dict[str, torch.Tensor]] = {}
+    with torch.no_grad():
+        for i, item in enumerate(items):
+            lr = item["lr"][None].float()
+            targets = {k: (quantize(v, quantize_bits) if quantize_bits else v)[None].float() for k, v in _targets(item).items()}
+            outputs[item["id"]] = {}
+            for name, method in methods.items():
+                sr = method(lr).detach().float().cpu().clamp(0, 1)
+                if quantize_bits:
+                    sr = quantize(sr, quantize_bits)
+                outputs[item["id"]][name] = sr[0]
+                for target_name, target in targets.items():
+                    if sr.shape != target.shape:
+                        raise ValueError(f"{name} made {tuple(sr.shape)} for image {item['id']}, HR is {tuple(target.shape)}")
+                    rows.append({
+                        "id": item["id"], "group_id": item.get("group_id", item["id"]), "target": target_name,
+                        "method": name,
+                        **_score(sr, target, shave=shave, y_channel=y_channel, oct_measures=oct_measures),
+                    })
+            if progress:
+                progress(i + 1, len(items))
+    return pd.DataFrame(rows), outputs
+
+
+def subject_summary(rows: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """The summary with subjects (groups) as the independent unit: per-group means, then the t-interval."""
+    grouped = rows.groupby(["group_id", "method"], sort=False)[metrics].mean().reset_index()
+    return summarize(grouped.rename(columns={"group_id": "id"}), baseline="bicubic", method="model", metrics=metrics)
+
+
 def evaluate(
     items: list[dict[str, Any]],
     methods: dict[str, Callable[[torch.Tensor], torch.Tensor]],
@@ -213,40 +281,73 @@ def evaluate(
     figures: int = 3,
     title: str = "",
     progress: Callable[[int, int], None] | None = None,
+    oct_measures: bool | None = None,
 ) -> EvaluationResult:
-    """Score every item with every method; write per_image.csv, summary.csv/.md and figures to ``out_dir``."""
+    """Score every item with every method; write tables and figures to ``out_dir``.
+
+    With clean references (datasets made with ``preprocess --reference``) the headline tables in
+    ``out_dir`` score against the reference and ``out_dir/vs_self`` holds the same against each
+    input's own noisy full-resolution scan; without references the scan itself is the only target.
+    ``summary_subjects.csv`` repeats the summary with subjects, not B-scans, as the unit.
+    """
     if not items:
         raise DataError("nothing to evaluate: the split or benchmark has no images")
+    oct_measures = (not y_channel) if oct_measures is None else oct_measures
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows: list[dict] = []
-    for i, item in enumerate(items):
-        rows.extend(evaluate_images([item], methods, shave=shave, y_channel=y_channel, quantize_bits=quantize_bits))
-        if progress:
-            progress(i + 1, len(items))
-    table = pd.DataFrame(rows)
-    metrics = list(METRICS)
+    table, outputs = score_items(items, methods, shave=shave, y_channel=y_channel, quantize_bits=quantize_bits,
+                                 oct_measures=oct_measures, progress=progress)
+    metrics = [m for m in (*METRICS, "cnr", "enl", "epi") if m in table.columns]
+    headline = "reference" if "reference" in set(table["target"]) else "self"
     if extractor is not None:
-        table = table.merge(_content_rows(items, methods, extractor, shave), on=["id", "method"])
+        content = _content_rows(items, methods, extractor, shave)
+        table = table.merge(content.assign(target=headline), on=["id", "method", "target"], how="left")
         metrics.append("content")
-    summary = summarize(table, baseline="bicubic", method="model", metrics=metrics)
-    result = EvaluationResult(rows=table, summary=summary)
-    result.files["per_image"] = _write_csv(_wide(table), out_dir / "per_image.csv")
-    result.files["summary"] = _write_csv(summary, out_dir / "summary.csv")
+    result = EvaluationResult(rows=table[table["target"] == headline].drop(columns="target").reset_index(drop=True),
+                              summary=pd.DataFrame())
+    result.target = headline
+    md = []
+    targets = [(headline, out_dir)] + ([("self", out_dir / "vs_self")] if headline == "reference" else [])
+    for target_name, folder in targets:
+        part = table[table["target"] == target_name].drop(columns="target")
+        summary = summarize(part, baseline="bicubic", method="model", metrics=metrics)
+        subjects = subject_summary(part, metrics)
+        folder.mkdir(parents=True, exist_ok=True)
+        key = "" if folder == out_dir else "self_"
+        result.files[f"{key}per_image"] = _write_csv(_wide(part.drop(columns="group_id")), folder / "per_image.csv")
+        result.files[f"{key}summary"] = _write_csv(summary, folder / "summary.csv")
+        result.files[f"{key}summary_subjects"] = _write_csv(subjects, folder / "summary_subjects.csv")
+        result.summaries[target_name] = summary
+        result.subject_summaries[target_name] = subjects
+        label = "the clean reference (registered average)" if target_name == "reference" else "each input's own full-resolution scan"
+        n_groups = part["group_id"].nunique()
+        md += [f"## Against {label}", "", f"Per B-scan ({part['id'].nunique()} B-scans):", "", summary_markdown(summary),
+               f"Subjects as the unit ({n_groups} subjects; the interval uses t with {max(n_groups - 1, 0)} degrees of freedom):",
+               "", summary_markdown(subjects)]
+    result.summary = result.summaries[headline]
     with atomic_path(out_dir / "summary.md") as tmp:
-        tmp.write_text(summary_markdown(summary))
+        tmp.write_text("\n".join(md))
     result.files["summary_md"] = out_dir / "summary.md"
+    _write_figures(result, items, outputs, out_dir, figures, title)
+    return result
+
+
+def _write_figures(result: EvaluationResult, items: list[dict[str, Any]], outputs: dict[str, dict[str, torch.Tensor]],
+                   out_dir: Path, figures: int, title: str) -> None:
+    """Comparison figures of the best, worst and first images by PSNR gain, and the gain histogram."""
+    import matplotlib.pyplot as plt
+
+    table = result.rows
     gains = table.pivot(index="id", columns="method", values="psnr")
     order = (gains["model"] - gains["bicubic"]).sort_values()
     chosen = list(dict.fromkeys([order.index[-1], order.index[0], *order.index[: max(figures - 2, 0)]]))[:figures]
-    import matplotlib.pyplot as plt
-
     by_id = {it["id"]: it for it in items}
+    target_label = "reference" if result.target == "reference" else "HR"
     for k, image_id in enumerate(chosen):
         item = by_id[image_id]
-        lr = item["lr"][None].float()
         fig = comparison_figure(
-            item, methods["model"](lr)[0], methods["bicubic"](lr)[0].clamp(0, 1),
-            f"{title} {image_id}: PSNR model {gains.loc[image_id, 'model']:.2f} dB, bicubic {gains.loc[image_id, 'bicubic']:.2f} dB",
+            item, outputs[image_id]["model"], outputs[image_id]["bicubic"],
+            f"{title} {image_id}: PSNR vs {target_label} model {gains.loc[image_id, 'model']:.2f} dB, "
+            f"bicubic {gains.loc[image_id, 'bicubic']:.2f} dB",
         )
         path = out_dir / f"compare_{k}_{image_id}.png"
         with atomic_path(path) as tmp:
@@ -258,7 +359,6 @@ def evaluate(
         fig.savefig(tmp, dpi=90)
     plt.close(fig)
     result.files["histogram"] = out_dir / "psnr_gain_hist.png"
-    return result
 
 
 def optional_extractor(weights: str | None, in_channels: int) -> tuple[nn.Module | None, str]:

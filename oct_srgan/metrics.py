@@ -197,3 +197,72 @@ def content_distance(extractor: torch.nn.Module, sr: torch.Tensor, hr: torch.Ten
         fh = extractor(hr.float().to(device))
         per_layer = [((a - b) ** 2).flatten(1).mean(1) for a, b in zip(fs, fh)]
     return torch.stack(per_layer).mean(0).double().cpu()
+
+
+# ----------------------------------------------------------------------------- OCT quality measures
+#
+# The OCT denoising/SR literature (Fang et al., IEEE TMI 32(11), 2013; Huang et al., Opt. Express
+# 27(9), 2019) reports, besides PSNR/SSIM against a registered average:
+#   CNR = 10 log10(|mu_s - mu_b| / sqrt(var_s + var_b))   (dB; signal ROI s vs background ROI b)
+#   ENL = mu_s^2 / var_s                                  (smoothness of a homogeneous bright ROI)
+#   EPI = corr(Laplacian(image), Laplacian(reference))    (edge preservation, Sattar et al. 1997)
+# The ROIs are chosen once per B-scan on the *reference* and used for every method, by this rule:
+#   - smooth the reference (Gaussian sigma 2 px) and threshold it with Otsu: the first pixel of each
+#     column above the threshold is the top of the retina (the inner limiting membrane);
+#   - background = the pixels of each column more than ``margin`` rows above that top (the vitreous:
+#     the darkest band above the retina);
+#   - signal = the brightest band: pixels of the smoothed reference at or above its
+#     ``signal_quantile`` quantile (the RPE / nerve-fibre-layer reflections).
+
+
+def oct_rois(reference: np.ndarray, margin: int = 8, signal_quantile: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean (signal, background) masks of a [H, W] reference B-scan, by the rule above."""
+    from scipy.ndimage import gaussian_filter
+    from skimage.filters import threshold_otsu
+
+    ref = np.asarray(reference, dtype=np.float64)
+    smooth = gaussian_filter(ref, 2.0)
+    above = smooth > threshold_otsu(smooth)
+    rows = np.arange(ref.shape[0])[:, None]
+    top = np.where(above.any(axis=0), above.argmax(axis=0), -1)[None, :]
+    background = rows < (top - margin)
+    signal = smooth >= np.quantile(smooth, signal_quantile)
+    return signal, background
+
+
+def cnr(image: np.ndarray, signal: np.ndarray, background: np.ndarray) -> float:
+    """Contrast-to-noise ratio in dB between two ROIs (NaN if an ROI is empty or has no spread)."""
+    img = np.asarray(image, dtype=np.float64)
+    if not signal.any() or not background.any():
+        return math.nan
+    s, b = img[signal], img[background]
+    spread = math.sqrt(s.var() + b.var())
+    contrast = abs(s.mean() - b.mean())
+    return 10.0 * math.log10(contrast / spread) if spread > 0 and contrast > 0 else math.nan
+
+
+def enl(image: np.ndarray, roi: np.ndarray) -> float:
+    """Equivalent number of looks mu^2 / var of an ROI (NaN if empty or constant)."""
+    values = np.asarray(image, dtype=np.float64)[roi]
+    return float(values.mean() ** 2 / values.var()) if values.size and values.var() > 0 else math.nan
+
+
+def epi(image: np.ndarray, reference: np.ndarray) -> float:
+    """Edge preservation index: correlation of the Laplacians of image and reference (1 = same edges)."""
+    from scipy.ndimage import laplace
+
+    a = laplace(np.asarray(image, dtype=np.float64))
+    b = laplace(np.asarray(reference, dtype=np.float64))
+    a, b = a - a.mean(), b - b.mean()
+    denom = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
+    return float((a * b).sum() / denom) if denom > 0 else math.nan
+
+
+def oct_quality(image: torch.Tensor, reference: torch.Tensor, shave: int = 0) -> dict[str, float]:
+    """CNR, ENL and EPI of one grey [1, H, W] (or [H, W]) image against its reference B-scan."""
+    img = image.detach().float().cpu().numpy().reshape(image.shape[-2:])
+    ref = reference.detach().float().cpu().numpy().reshape(reference.shape[-2:])
+    if shave:
+        img, ref = img[shave:-shave, shave:-shave], ref[shave:-shave, shave:-shave]
+    signal, background = oct_rois(ref)
+    return {"cnr": cnr(img, signal, background), "enl": enl(img, signal), "epi": epi(img, ref)}

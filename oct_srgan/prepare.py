@@ -4,17 +4,25 @@ Scans are grouped (by subject: the parent folder, or a regex), groups are split 
 train/val/test so no subject sits in two splits, every B-scan is written as a 16-bit PNG (HR) and,
 for val/test, its fixed 4x LR counterpart. The manifest holds hashes of source paths, never the
 paths; the source paths live only in ``sources.csv`` inside the dataset folder, which is not logged.
+
+With ``reference`` (a regex on the file name stem, e.g. ``average``), the matching scan of each group
+is its clean reference: every scan of the group (the reference included, so clean inputs stay
+clean) is an *input* whose row names the reference B-scan it is scored and trained against
+(B-scan i of a volume <-> B-scan i of the reference; a single-B-scan reference serves every B-scan).
+All scans of such a group are cropped to their common area so the pairs align pixel for pixel.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,7 +55,11 @@ MANIFEST_COLUMNS = [
     "bit_depth",
     "source_hash",
     "hr_sha256",
+    "ref_path",
+    "is_reference",
 ]
+# A group's scans may differ by a few rows/columns (export padding); more than this is not one location.
+MAX_REFERENCE_MISMATCH = 8
 
 
 @dataclass
@@ -60,6 +72,7 @@ class PrepareOptions:
     scale: int = 4
     group_pattern: str | None = None
     bscan_axis: int | None = None
+    reference: str | None = None
     degradation: DegradationConfig = field(default_factory=DegradationConfig)
 
 
@@ -122,6 +135,25 @@ def _crop_to_scale(pixels: np.ndarray, scale: int, axes: str) -> np.ndarray:
     h, w = pixels.shape[-2:]
     h2 = h - h % scale if axes == "both" else h
     return pixels[..., :h2, : w - w % scale]
+
+
+def _crop_common(scans: list[tuple[Path, str, Any]], ref: tuple[Path, str, Any]) -> list[tuple[Path, str, Any]]:
+    """Crop every scan of a reference group to the group's common B-scan area (top-left aligned).
+
+    Registered exports of one location differ by at most a few border pixels; a larger mismatch
+    means the pairing is wrong, so it is refused naming both files.
+    """
+    rh, rw = ref[2].pixels.shape[-2:]
+    for path, _, scan in scans:
+        h, w = scan.pixels.shape[-2:]
+        if abs(h - rh) > MAX_REFERENCE_MISMATCH or abs(w - rw) > MAX_REFERENCE_MISMATCH:
+            raise DataError(
+                f"{path}: B-scans of {h}x{w} do not match the {rh}x{rw} of reference {ref[0]} "
+                f"(more than {MAX_REFERENCE_MISMATCH} pixels apart)"
+            )
+    h = min(s.pixels.shape[-2] for _, _, s in scans)
+    w = min(s.pixels.shape[-1] for _, _, s in scans)
+    return [(p, r, dataclasses.replace(s, pixels=s.pixels[..., :h, :w])) for p, r, s in scans]
 
 
 def _to_u16(img: np.ndarray) -> np.ndarray:
@@ -195,66 +227,98 @@ def prepare_dataset(
     skipped: list[tuple[Path, str]] = []
     sources: list[tuple[str, str, str]] = []
     preview_pair: tuple[str, np.ndarray] | None = None
+    ref_pattern = re.compile(options.reference) if options.reference else None
+
+    def skip(path: Path, reason: str) -> None:
+        skipped.append((path, reason))
+        if on_skip:
+            on_skip(path, reason)
+
+    by_group: dict[str, list[tuple[Path, str]]] = {}
+    for path, group, rel in files:
+        by_group.setdefault(group, []).append((path, rel))
     iterator: Iterable = progress(files) if progress else files
+    ticks = iter(iterator)
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        for path, group, rel in iterator:
-            try:
-                scan = read_scan(path, bscan_axis=options.bscan_axis)
-            except ScanError as exc:
-                skipped.append((path, str(exc)))
-                if on_skip:
-                    on_skip(path, str(exc))
-                continue
+        for group in sorted(by_group):
             split = split_of[group]
             group_id = short_hash(group, 10)
-            source_hash = short_hash(rel, 16)
-            scan_id = source_hash[:12]
-            sources.append((scan_id, group, str(path)))
-            pixels = _crop_to_scale(scan.pixels, options.scale, options.degradation.axes)
-            if min(pixels.shape[-2:]) < options.scale * 2:
-                reason = f"{path}: B-scans of {scan.pixels.shape[-2]}x{scan.pixels.shape[-1]} are too small for x{options.scale}"
-                skipped.append((path, reason))
-                if on_skip:
-                    on_skip(path, reason)
-                continue
-            geo = scan.geometry
-            for b, hr in enumerate(pixels):
-                hr16 = _to_u16(hr)
-                stem = f"{split}/{group_id}/{scan_id}_{b:03d}"
-                hr_rel = f"{stem}_hr.png"
-                _write_png16(tmp / hr_rel, hr16)
-                lr_rel, lr_shape = "", (0, 0)
-                if split != "train":
-                    hr_t = torch.from_numpy(hr16.astype(np.float32) / 65535.0)[None]
-                    lr = degrade({"hr": hr_t})["lr"][0].numpy()
-                    lr_rel = f"{stem}_lr.png"
-                    _write_png16(tmp / lr_rel, _to_u16(lr))
-                    lr_shape = lr.shape
-                    if preview_pair is None or preview_pair[0] == "train":
-                        preview_pair = (split, hr16)
-                elif preview_pair is None:
-                    preview_pair = (split, hr16)
-                rows.append(
-                    {
-                        "split": split,
-                        "group_id": group_id,
-                        "scan_id": scan_id,
-                        "bscan": b,
-                        "hr_path": hr_rel,
-                        "lr_path": lr_rel,
-                        "height": hr.shape[0],
-                        "width": hr.shape[1],
-                        "lr_height": lr_shape[0],
-                        "lr_width": lr_shape[1],
-                        "row_spacing": geo.row_spacing,
-                        "col_spacing": geo.col_spacing,
-                        "slice_spacing": geo.slice_spacing,
-                        "source_format": scan.source_format,
-                        "bit_depth": scan.bit_depth,
-                        "source_hash": source_hash,
-                        "hr_sha256": hashlib.sha256(hr16.tobytes()).hexdigest(),
-                    }
+            scans = []
+            for path, rel in by_group[group]:
+                next(ticks, None)
+                try:
+                    scan = read_scan(path, bscan_axis=options.bscan_axis)
+                except ScanError as exc:
+                    skip(path, str(exc))
+                    continue
+                if min(scan.pixels.shape[-2:]) < options.scale * 2:
+                    skip(path, f"{path}: B-scans of {scan.pixels.shape[-2]}x{scan.pixels.shape[-1]} are too small for x{options.scale}")
+                    continue
+                scans.append((path, rel, scan))
+            refs = [s for s in scans if ref_pattern is not None and ref_pattern.search(s[0].name.split(".")[0])]
+            if len(refs) > 1:
+                raise DataError(
+                    f"{refs[0][0]}: group has {len(refs)} reference scans matching --reference {options.reference!r} "
+                    f"(also {refs[1][0]}); use --group-pattern so that each group has one"
                 )
+            ref = refs[0] if refs else None
+            if ref is not None:
+                scans = _crop_common(scans, ref)
+            ref_rels: dict[int, str] = {}
+            if ref is not None:
+                ref_scan_id = short_hash(ref[1], 16)[:12]
+                ref_rels = {b: f"{split}/{group_id}/{ref_scan_id}_{b:03d}_hr.png" for b in range(ref[2].pixels.shape[0])}
+            for path, rel, scan in scans:
+                source_hash = short_hash(rel, 16)
+                scan_id = source_hash[:12]
+                sources.append((scan_id, group, str(path)))
+                pixels = _crop_to_scale(scan.pixels, options.scale, options.degradation.axes)
+                if ref is not None and len(ref_rels) not in (1, len(pixels)):
+                    raise DataError(
+                        f"{path}: {len(pixels)} B-scans cannot pair with the {len(ref_rels)} of reference {ref[0]}"
+                    )
+                geo = scan.geometry
+                for b, hr in enumerate(pixels):
+                    hr16 = _to_u16(hr)
+                    stem = f"{split}/{group_id}/{scan_id}_{b:03d}"
+                    hr_rel = f"{stem}_hr.png"
+                    _write_png16(tmp / hr_rel, hr16)
+                    lr_rel, lr_shape = "", (0, 0)
+                    if split != "train":
+                        hr_t = torch.from_numpy(hr16.astype(np.float32) / 65535.0)[None]
+                        lr = degrade({"hr": hr_t})["lr"][0].numpy()
+                        lr_rel = f"{stem}_lr.png"
+                        _write_png16(tmp / lr_rel, _to_u16(lr))
+                        lr_shape = lr.shape
+                        if preview_pair is None or preview_pair[0] == "train":
+                            preview_pair = (split, hr16)
+                    elif preview_pair is None:
+                        preview_pair = (split, hr16)
+                    rows.append(
+                        {
+                            "split": split,
+                            "group_id": group_id,
+                            "scan_id": scan_id,
+                            "bscan": b,
+                            "hr_path": hr_rel,
+                            "lr_path": lr_rel,
+                            "height": hr.shape[0],
+                            "width": hr.shape[1],
+                            "lr_height": lr_shape[0],
+                            "lr_width": lr_shape[1],
+                            "row_spacing": geo.row_spacing,
+                            "col_spacing": geo.col_spacing,
+                            "slice_spacing": geo.slice_spacing,
+                            "source_format": scan.source_format,
+                            "bit_depth": scan.bit_depth,
+                            "source_hash": source_hash,
+                            "hr_sha256": hashlib.sha256(hr16.tobytes()).hexdigest(),
+                            "ref_path": ref_rels.get(b, ref_rels.get(0, "")) if ref is not None else "",
+                            "is_reference": ref is not None and path == ref[0],
+                        }
+                    )
+        for _ in ticks:
+            pass
         if not rows:
             raise DataError(
                 f"no usable scan in {', '.join(map(str, roots))} ({len(skipped)} file(s) skipped, see the messages above)"
@@ -263,6 +327,8 @@ def prepare_dataset(
         manifest = manifest.reset_index(drop=True)
         manifest.to_csv(tmp / "manifest.csv", index=False)
         options_dict = asdict(options)
+        # The pattern is user text (it could name a person); the pairing itself is in the manifest.
+        options_dict["reference"] = options.reference is not None
         digest = hashlib.sha256((tmp / "manifest.csv").read_bytes())
         digest.update(json.dumps(options_dict, sort_keys=True).encode("utf-8"))
         dataset_hash = digest.hexdigest()[:16]
@@ -274,6 +340,7 @@ def prepare_dataset(
             "counts": {s: int((manifest["split"] == s).sum()) for s in SPLITS},
             "groups": {s: int(manifest.loc[manifest["split"] == s, "group_id"].nunique()) for s in SPLITS},
             "skipped": len(skipped),
+            "references": int((manifest["ref_path"] != "").sum()),
         }
         (tmp / "dataset.json").write_text(json.dumps(info, indent=2) + "\n")
         with (tmp / "skipped.csv").open("w", newline="") as fh:
@@ -319,6 +386,8 @@ def tracking_params(report: PrepareReport, options: PrepareOptions) -> dict[str,
         "n_bscans": len(m),
         "n_groups": int(m["group_id"].nunique()),
         "n_skipped": len(report.skipped),
+        "reference": "yes" if options.reference else "no",
+        "n_bscans_with_reference": int((m["ref_path"] != "").sum()),
     }
     for s in SPLITS:
         part = m[m["split"] == s]

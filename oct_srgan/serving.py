@@ -56,7 +56,7 @@ from . import io as scan_io
 from . import metrics
 from .errors import ModelError, OctSrganError
 from .inference import DEFAULT_OVERLAP, DEFAULT_TILE, load_generator, prepare_for_inference, super_resolve
-from .transforms import downscale, upscale_bicubic
+from .transforms import Degraded, upscale_bicubic
 
 log = logging.getLogger(__name__)
 
@@ -225,6 +225,9 @@ class ScanService:
         self.scale = int(info["scale"])
         self.axes = str(info["upsample_axes"])
         self.channels = int(info["in_channels"])
+        # Check mode degrades the way the model was trained (design.md, "One owner for the degradation").
+        recorded = (info.get("meta") or {}).get("degradation") or {}
+        self.degradation = {"mode": str(recorded.get("mode", "bicubic")), "speckle": float(recorded.get("speckle", 0.0))}
         self.max_bytes = max_bytes
         self.device = device
         self.tile = tile or None
@@ -356,7 +359,9 @@ class ScanService:
             raise UserError(400, f"B-scans of {h}x{w} are too small for check mode (need at least "
                                  f"{min_side} pixels a side)")
         hr = np.ascontiguousarray(pixels[:, :hh, :ww])
-        lr = downscale(torch.from_numpy(hr)[:, None], s, "bicubic", self.axes)[:, 0].clamp_(0, 1).numpy()
+        deg = self.degradation
+        degrade = Degraded(keys="hr", lr_key="lr", scale=s, mode=deg["mode"], axes=self.axes, speckle=deg["speckle"], seed=0)
+        lr = np.stack([degrade({"hr": torch.from_numpy(b)[None]})["lr"][0].numpy() for b in hr])
         return Job(mode, n, source=lr, hr=hr)
 
     def _super_resolve(self, x: torch.Tensor) -> torch.Tensor:

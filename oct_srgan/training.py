@@ -417,9 +417,11 @@ def train_step(
 class _Trainer:
     def __init__(self, cfg: Config, data_dir: Path, out_dir: Path, device: torch.device, ranks: _Dist, resume: bool,
                  progress: bool) -> None:
-        from .data import eval_items, open_dataset, train_dataset
+        from .data import eval_items, open_dataset, resolve_config, train_dataset
         from .models import generator_spec
 
+        self.info = open_dataset(data_dir)
+        cfg = resolve_config(self.info, cfg)
         self.cfg, self.device, self.ranks, self.progress = cfg, device, ranks, progress
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
@@ -438,12 +440,11 @@ class _Trainer:
         self.extractor = build_extractor(cfg, self.nets.discriminator, device)
         self.losses = make_losses(cfg, self.extractor, device)
 
-        self.info = open_dataset(data_dir)
         self._check_crop_fits()
         self.dataset = train_dataset(self.info, cfg)
         if len(self.dataset) == 0:
             raise DataError(f"{self.info.root}: the 'train' split is empty")
-        self.val_items = eval_items(self.info, "val", cfg.data.max_val_images) if ranks.main else []
+        self.val_items = eval_items(self.info, "val", cfg.data.max_val_images, cfg.data.target) if ranks.main else []
         self._bicubic_cache: dict[str, torch.Tensor] = {}
         self.last_metrics: dict[str, float] = {}
 
@@ -825,6 +826,7 @@ class _Trainer:
             "run_id": self.run_id,
             "dataset_hash": self.info.dataset_hash,
             "degradation": to_dict(cfg.data.degradation),
+            "target": cfg.data.target,
             "created_with": f"oct-srgan {__version__}",
             **{k.replace("/", "_"): v for k, v in self.last_metrics.items()},
         }

@@ -25,6 +25,7 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import (
     Compose,
+    DeleteItemsd,
     EnsureTyped,
     MapTransform,
     Randomizable,
@@ -36,7 +37,7 @@ from monai.transforms.utils import scale_affine
 from monai.utils import ensure_tuple, ensure_tuple_rep
 from monai.utils.misc import get_seed
 
-from .config import ConfigError, DataConfig
+from .config import ConfigError, DataConfig, DegradationConfig
 
 Mode = Literal["bicubic", "area"]
 Axes = Literal["both", "lateral"]
@@ -352,7 +353,7 @@ def train_transforms(data_cfg: DataConfig) -> Compose:
     """
     _check_crop(data_cfg)
     crop = (data_cfg.hr_crop, data_cfg.hr_crop)
-    deg = data_cfg.degradation
+    deg = data_cfg.degradation or DegradationConfig()
     return Compose(
         [
             EnsureTyped(keys="hr", dtype=torch.float32),
@@ -365,9 +366,33 @@ def train_transforms(data_cfg: DataConfig) -> Compose:
     )
 
 
+def reference_train_transforms(data_cfg: DataConfig) -> Compose:
+    """{"input": noisy [C, H, W], "hr": clean reference [C, H, W]} -> {"lr", "hr"} training pairs.
+
+    One random crop position for both images (they are registered pixel for pixel), one flip
+    decision for both, then the configured degradation of the *input* crop: noisy LR in, clean HR
+    target out, exactly aligned.
+    """
+    _check_crop(data_cfg)
+    crop = (data_cfg.hr_crop, data_cfg.hr_crop)
+    deg = data_cfg.degradation or DegradationConfig()
+    keys = ("input", "hr")
+    return Compose(
+        [
+            EnsureTyped(keys=keys, dtype=torch.float32),
+            RequireSized(keys=keys, size=crop),
+            RandSpatialCropd(keys=keys, roi_size=crop, random_size=False),
+            PairedRandFlipd(keys=keys, prob=0.5, spatial_axis=1),
+            Degraded(keys="input", lr_key="lr", scale=data_cfg.scale, mode=deg.mode, axes=deg.axes, speckle=deg.speckle),
+            DeleteItemsd(keys="input"),
+            PlainTensord(keys=("lr", "hr")),
+        ]
+    )
+
+
 def eval_degradation(data_cfg: DataConfig, seed: int = 0) -> Degraded:
     """The fixed degradation for val/test LR: same image in, same LR out, whatever the order."""
-    deg = data_cfg.degradation
+    deg = data_cfg.degradation or DegradationConfig()
     return Degraded(
         keys="hr", lr_key="lr", scale=data_cfg.scale, mode=deg.mode, axes=deg.axes, speckle=deg.speckle, seed=seed
     )

@@ -92,17 +92,27 @@ def evaluate(
             "tile": tile, "overlap": overlap, "precision": precision, "content_extractor": extractor_note[:250],
         })
         summary = result.summary
-        tracking.log_metrics({
-            f"{r.method.replace(' - ', '_minus_')}.{r.metric}": r.mean for r in summary.itertuples() if r.mean == r.mean
-        })
+        tracking.log_params({"target": result.target})
+        for target_name, table in result.summaries.items():
+            prefix = "" if target_name == result.target else f"{target_name}."
+            tracking.log_metrics({
+                f"{prefix}{r.method.replace(' - ', '_minus_')}.{r.metric}": r.mean
+                for r in table.itertuples() if r.mean == r.mean
+            })
         for key, path in result.files.items():
             tracking.log_artifact(path, "figures" if path.suffix == ".png" else "tables")
-    typer.echo(summary_markdown(summary))
+    typer.echo((out / "summary.md").read_text())
     if extractor is None:
         typer.echo(extractor_note.split(":")[0])
-    gain = summary[(summary["method"] == "model - bicubic") & (summary["metric"] == "psnr")].iloc[0]
-    typer.echo(
-        f"model {result.mean('model', 'psnr'):.2f} dB vs bicubic {result.mean('bicubic', 'psnr'):.2f} dB "
-        f"(gain {gain['mean']:+.2f} dB, 95% CI [{gain['ci_low']:+.2f}, {gain['ci_high']:+.2f}]) on {len(items)} images"
-    )
+    for target_name, table in result.summaries.items():
+        def mean(method: str, metric: str) -> float:
+            return float(table[(table["method"] == method) & (table["metric"] == metric)]["mean"].iloc[0])
+
+        gain = table[(table["method"] == "model - bicubic") & (table["metric"] == "psnr")].iloc[0]
+        label = "clean reference" if target_name == "reference" else "own noisy scan" if result.target == "reference" else "HR"
+        typer.echo(
+            f"against the {label}: model {mean('model', 'psnr'):.2f} dB / SSIM {mean('model', 'ssim'):.3f} vs bicubic "
+            f"{mean('bicubic', 'psnr'):.2f} dB / {mean('bicubic', 'ssim'):.3f} (gain {gain['mean']:+.2f} dB, 95% CI over "
+            f"B-scans [{gain['ci_low']:+.2f}, {gain['ci_high']:+.2f}]) on {len(items)} images"
+        )
     typer.echo(f"tables and figures in {out}; MLflow run {run.info.run_id}")

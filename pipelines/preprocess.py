@@ -26,6 +26,9 @@ def preprocess(
         None, "--group-pattern", help="Regex on the path relative to the input; group 1 (or the match) names the subject. Default: parent folder."
     ),
     bscan_axis: Optional[int] = typer.Option(None, "--bscan-axis", help="NIfTI axis that holds the B-scans (default: coarsest-sampled axis)."),
+    reference: Optional[str] = typer.Option(
+        None, "--reference", help="Regex on the file name stem marking each group's clean reference scan (e.g. 'average'): every scan of the group is paired with it."
+    ),
     degradation: str = typer.Option("bicubic", "--degradation", help="bicubic | area"),
     axes: str = typer.Option("both", "--axes", help="both | lateral (A-scan decimation only)"),
     speckle: float = typer.Option(0.0, "--speckle", help="Std of multiplicative speckle added to the LR (0 = none)."),
@@ -47,15 +50,17 @@ def preprocess(
         scale=scale,
         group_pattern=group_pattern,
         bscan_axis=bscan_axis,
+        reference=reference,
         degradation=deg,
     )
-    if group_pattern:
-        import re
+    import re
 
+    for flag, pattern in (("--group-pattern", group_pattern), ("--reference", reference)):
         try:
-            re.compile(group_pattern)
+            if pattern:
+                re.compile(pattern)
         except re.error as exc:
-            raise ConfigError(f"--group-pattern {group_pattern!r} is not a valid regex ({exc})") from None
+            raise ConfigError(f"{flag} {pattern!r} is not a valid regex ({exc})") from None
     show = not no_progress
 
     def bar(items):  # type: ignore[no-untyped-def]
@@ -76,6 +81,7 @@ def preprocess(
         f"dataset {report.dataset_hash} written to {report.out}: "
         f"{counts['train']} train / {counts['val']} val / {counts['test']} test B-scans "
         f"from {len(report.groups['train'])}/{len(report.groups['val'])}/{len(report.groups['test'])} groups"
+        + (f"; {int((report.manifest['ref_path'] != '').sum())} paired with a reference" if reference else "")
         + (f"; {len(report.skipped)} file(s) skipped (see {report.out / 'skipped.csv'})" if report.skipped else "")
     )
     typer.echo(f"MLflow run {run.info.run_id} in {tracking.tracking_uri()}")

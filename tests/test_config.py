@@ -40,7 +40,8 @@ def test_extends_merges_parent(tmp_path: Path) -> None:
 def test_flatten_gives_dotted_params() -> None:
     flat = flatten(to_dict(load_config(None)))
     assert flat["train.lr"] == 1e-4
-    assert flat["data.degradation.mode"] == "bicubic"
+    assert flat["data.degradation"] is None  # the dataset owns the degradation
+    assert flat["data.target"] == "auto"
 
 
 def test_override_needs_equals() -> None:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from oct_srgan.config import Config
+from oct_srgan.config import Config, DegradationConfig
 from oct_srgan.errors import ModelError
 from oct_srgan.models import (
     Discriminator,
@@ -103,7 +103,7 @@ def test_generator_refuses_unknown_norm_and_axes() -> None:
 def test_generator_spec_from_config_and_rebuild() -> None:
     cfg = Config()
     cfg.model.channels, cfg.model.num_blocks, cfg.data.scale = 8, 3, 2
-    cfg.data.degradation.axes = "lateral"
+    cfg.data.degradation = DegradationConfig(axes="lateral")
     spec = generator_spec(cfg)
     assert spec == {"in_channels": 1, "channels": 8, "num_blocks": 3, "scale": 2, "norm": "batch",
                     "upsample_axes": "lateral", "upsample": "paper"}
@@ -125,7 +125,7 @@ def test_spec_without_upsample_key_builds_the_paper_layout() -> None:
 def test_lr_shuffle_has_no_conv_at_hr_resolution(axes: str) -> None:
     cfg = Config()
     cfg.model.channels, cfg.model.num_blocks, cfg.model.upsample = 8, 2, "lr_shuffle"
-    cfg.data.degradation.axes = axes
+    cfg.data.degradation = DegradationConfig(axes=axes)
     model = build_generator(generator_spec(cfg)).eval()
     seen: list[tuple[int, int]] = []
     hooks = [m.register_forward_hook(lambda mod, inp, out: seen.append(tuple(inp[0].shape[-2:])))

@@ -88,7 +88,7 @@ def generator_spec(cfg: Config) -> dict:
         "num_blocks": cfg.model.num_blocks,
         "scale": cfg.data.scale,
         "norm": cfg.model.norm,
-        "upsample_axes": cfg.data.degradation.axes,
+        "upsample_axes": cfg.data.degradation.axes if cfg.data.degradation is not None else "both",
         "upsample": cfg.model.upsample,
     }
 

@@ -1,0 +1,178 @@
+"""Reference pairs (noisy input -> clean average), one owner for the degradation, OCT quality measures."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from .conftest import DUKE
+from oct_srgan import metrics
+from oct_srgan.config import Config, DegradationConfig
+from oct_srgan.data import eval_items, open_dataset, resolve_config, train_dataset
+from oct_srgan.errors import DataError
+from oct_srgan.prepare import PrepareOptions, prepare_dataset
+from oct_srgan.transforms import downscale, reference_train_transforms
+from oct_srgan.config import DataConfig
+
+SUBJECTS = ("01", "02", "03", "04")
+
+
+def _duke_subset(root: Path, scans: tuple[str, ...] = ("test", "1", "average")) -> Path:
+    """Four real Duke subjects (symlinked, not copied) with a few scans each."""
+    for subj in SUBJECTS:
+        folder = root / f"subject{subj}"
+        folder.mkdir(parents=True)
+        for name in scans:
+            (folder / f"{name}.tif").symlink_to(DUKE / f"subject{subj}" / f"{name}.tif")
+    return root
+
+
+@pytest.fixture(scope="module")
+def ref_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    src = _duke_subset(tmp_path_factory.mktemp("src"))
+    out = tmp_path_factory.mktemp("data") / "ds"
+    prepare_dataset([src], out, PrepareOptions(val_fraction=0.25, test_fraction=0.25, seed=0, reference="average"))
+    return out
+
+
+def test_every_scan_is_paired_with_its_own_subjects_average(ref_dataset: Path) -> None:
+    info = open_dataset(ref_dataset)
+    m = info.manifest
+    assert info.has_references and len(m) == len(SUBJECTS) * 3
+    sources = pd.read_csv(ref_dataset / "sources.csv")
+    name_of = dict(zip(sources["scan_id"], sources["source"]))
+    subject_of = {k: Path(v).parent.name for k, v in name_of.items()}
+    for row in m.itertuples():
+        ref_scan = Path(row.ref_path).name.split("_")[0]
+        assert Path(name_of[ref_scan]).stem == "average"
+        assert subject_of[ref_scan] == subject_of[row.scan_id]
+        assert row.ref_path.startswith(f"{row.split}/{row.group_id}/")
+        assert str(row.is_reference) == str(Path(name_of[row.scan_id]).stem == "average")
+    assert m.groupby("group_id")["split"].nunique().max() == 1
+
+
+def test_reference_pairing_is_in_the_hash_and_reproducible(ref_dataset: Path, tmp_path: Path) -> None:
+    src = _duke_subset(tmp_path / "src")
+    options = PrepareOptions(val_fraction=0.25, test_fraction=0.25, seed=0, reference="average")
+    again = prepare_dataset([src], tmp_path / "again", options)
+    plain = prepare_dataset([src], tmp_path / "plain", PrepareOptions(val_fraction=0.25, test_fraction=0.25, seed=0))
+    assert again.dataset_hash == open_dataset(ref_dataset).dataset_hash
+    assert plain.dataset_hash != again.dataset_hash
+    assert (plain.manifest["ref_path"] == "").all()
+
+
+def test_reference_size_mismatch_is_refused_naming_both_files(tmp_path: Path) -> None:
+    from PIL import Image
+
+    folder = tmp_path / "src" / "s1"
+    folder.mkdir(parents=True)
+    Image.fromarray(np.full((64, 80), 100, np.uint8)).save(folder / "scan.png")
+    Image.fromarray(np.full((40, 80), 100, np.uint8)).save(folder / "average.png")
+    with pytest.raises(DataError, match=r"scan\.png.*average\.png"):
+        prepare_dataset([tmp_path / "src"], tmp_path / "out", PrepareOptions(val_fraction=0, test_fraction=0, reference="average"))
+
+
+def test_paired_crop_takes_hr_from_the_reference_at_the_inputs_position() -> None:
+    yy, xx = torch.meshgrid(torch.arange(120.0), torch.arange(160.0), indexing="ij")
+    pattern = ((yy * 160 + xx) / (120 * 160))[None]
+    reference = 0.5 * pattern  # a different image, registered pixel for pixel
+    transform = reference_train_transforms(DataConfig(hr_crop=32, degradation=DegradationConfig()))
+    transform.set_random_state(seed=3)
+    for _ in range(5):
+        out = transform({"input": pattern.clone(), "hr": reference.clone()})
+        assert set(out) == {"lr", "hr"} and out["hr"].shape == (1, 32, 32) and out["lr"].shape == (1, 8, 8)
+        assert torch.allclose(downscale(2.0 * out["hr"], 4), out["lr"], atol=1e-6)
+
+
+def test_training_and_validation_use_the_datasets_area_degradation(tmp_path: Path) -> None:
+    src = _duke_subset(tmp_path / "src", ("test", "average"))
+    options = PrepareOptions(val_fraction=0.25, test_fraction=0.25, reference="average",
+                             degradation=DegradationConfig(mode="area"))
+    prepare_dataset([src], tmp_path / "ds", options)
+    info = open_dataset(tmp_path / "ds")
+    cfg = resolve_config(info, Config())
+    assert cfg.data.degradation == DegradationConfig(mode="area") and cfg.data.target == "reference"
+    cfg.data.hr_crop = 32
+    pair = train_dataset(info, cfg)[0]
+    val = eval_items(info, "val")[0]
+    for lr, source in ((val["lr"], val["self"]),):
+        assert torch.allclose(lr, downscale(source[None], 4, "area")[0], atol=2e-5)
+    assert pair["lr"].shape == (1, 8, 8) and pair["hr"].shape == (1, 32, 32)
+    with pytest.raises(DataError, match="data.degradation"):
+        resolve_config(info, Config(data=DataConfig(degradation=DegradationConfig(mode="bicubic"))))
+
+
+def test_target_reference_without_references_is_refused(tmp_path: Path) -> None:
+    src = _duke_subset(tmp_path / "src", ("test",))
+    prepare_dataset([src], tmp_path / "ds", PrepareOptions(val_fraction=0.25, test_fraction=0.25))
+    info = open_dataset(tmp_path / "ds")
+    assert resolve_config(info, Config()).data.target == "self"
+    with pytest.raises(DataError, match="no references"):
+        resolve_config(info, Config(data=DataConfig(target="reference")))
+
+
+def test_eval_items_score_noisy_inputs_against_the_reference(ref_dataset: Path) -> None:
+    info = open_dataset(ref_dataset)
+    items = eval_items(info, "test")
+    assert items and all(it["hr"] is it["reference"] for it in items)
+    assert all(not torch.equal(it["self"], it["reference"]) for it in items)
+
+
+def test_serve_check_mode_degrades_like_the_model(tiny_generator_file: Path) -> None:
+    from oct_srgan.inference import load_generator
+    from oct_srgan.serving import ScanService, Upload
+
+    generator, info = load_generator(tiny_generator_file)
+    info = {**info, "meta": {**info.get("meta", {}), "degradation": {"mode": "area", "axes": "both", "speckle": 0.0}}}
+    service = ScanService(generator, info, max_bytes=1 << 20, device="cpu", tile=None)
+    rng = np.random.default_rng(0)
+    pixels = rng.random((1, 64, 64)).astype(np.float32)
+
+    class _Scan:
+        def __init__(self, p: np.ndarray) -> None:
+            self.pixels = p
+
+    upload = Upload.__new__(Upload)
+    upload.scan = _Scan(pixels)
+    job = service._prepare(upload, "check")
+    expected = downscale(torch.from_numpy(pixels)[:, None], 4, "area")[:, 0].numpy()
+    assert np.allclose(job.source, expected, atol=1e-6)
+
+
+def test_exported_generator_records_the_degradation(tmp_path: Path, ref_dataset: Path) -> None:
+    from oct_srgan.checkpoint import load_generator_file
+    from oct_srgan.config import load_config
+    from oct_srgan.training import train
+
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "smoke.yaml",
+                      ["train.iterations=2", "train.val_interval=2", "train.checkpoint_interval=2",
+                       "tracking.register_model=false", "data.max_val_images=1"])
+    result = train(cfg, ref_dataset, tmp_path / "run", progress=False)
+    meta = load_generator_file(result.generator_path)[2]
+    assert meta["degradation"] == {"mode": "bicubic", "axes": "both", "speckle": 0.0}
+    assert meta["target"] == "reference"
+
+
+def test_oct_rois_cnr_enl_epi_match_hand_computation() -> None:
+    rng = np.random.default_rng(1)
+    ref = np.full((80, 60), 0.4)
+    ref[:30] = 0.05            # vitreous above the retina
+    ref[50:56] = 0.9           # a bright layer
+    signal, background = metrics.oct_rois(ref, margin=8, signal_quantile=0.95)
+    assert background[:20].all() and not background[23:].any()   # rows < 30 - 8 (smoothing blurs the edge by ~2 px)
+    assert signal[50:56].any() and not signal[:48].any() and not signal[58:].any()  # the bright layer only
+    img = ref + rng.normal(0, 0.02, ref.shape)
+    s, b = img[signal], img[background]
+    assert metrics.cnr(img, signal, background) == pytest.approx(10 * math.log10(abs(s.mean() - b.mean()) / math.sqrt(s.var() + b.var())))
+    assert metrics.enl(img, signal) == pytest.approx(s.mean() ** 2 / s.var())
+    assert metrics.epi(ref, ref) == pytest.approx(1.0)
+    lap = lambda a: (np.roll(a, 1, 0) + np.roll(a, -1, 0) + np.roll(a, 1, 1) + np.roll(a, -1, 1) - 4 * a)[1:-1, 1:-1]
+    a, r = lap(img), lap(ref)
+    hand = float(np.corrcoef(a.ravel(), r.ravel())[0, 1])
+    inner = metrics.epi(img[1:-1, 1:-1], ref[1:-1, 1:-1])
+    assert 0 < metrics.epi(img, ref) < 1 and hand == pytest.approx(metrics.epi(img, ref), abs=0.05) and inner > 0
