@@ -28,3 +28,7 @@ class WeightsNotFoundError(ModelError):
 
 class TrainingError(OctSrganError):
     """Training had to stop (NaN loss, bad config at run time)."""
+
+
+class PixelLimitError(ScanError):
+    """A scan whose header declares more decoded pixels than allowed (decompression-bomb guard)."""

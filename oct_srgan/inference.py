@@ -335,6 +335,7 @@ def enhance_files(
     overwrite: bool = False,
     compare: bool = False,
     progress: Callable[[Path, int, int], None] | None = None,
+    max_pixels: int | None = scan_io.DEFAULT_MAX_PIXELS,
 ) -> EnhanceReport:
     """Enhance every scan found under ``inputs`` into ``out_dir`` (default ``./enhanced``).
 
@@ -369,7 +370,7 @@ def enhance_files(
             report.skipped.append((path, f"{path}: output {target} already exists (use overwrite to replace it)"))
             continue
         try:
-            scan = scan_io.read_scan(path)
+            scan = scan_io.read_scan(path, max_pixels=max_pixels)
             per_file = (lambda done, total, p=path: progress(p, done, total)) if progress else None
             enhanced = enhance_scan(scan, generator, info, tile=tile, overlap=overlap, batch_size=batch_size,
                                     device=device, precision=precision, progress=per_file)

@@ -57,6 +57,7 @@ from pydicom.valuerep import format_number_as_ds
 
 from .errors import ScanError
 from .fsutil import atomic_path
+from .limits import DEFAULT_MAX_PIXELS, check_pixels
 
 _FORMAT_BY_SUFFIX = {
     ".dcm": "dicom",
@@ -766,8 +767,11 @@ def _read_by_format(path: Path, fmt: str, bscan_axis: int | None) -> Scan:
     return _read_pil(path, fmt)
 
 
-def read_scan(path: str | Path, bscan_axis: int | None = None) -> Scan:
+def read_scan(path: str | Path, bscan_axis: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Scan:
     """Read a DICOM / NIfTI / PNG / TIFF / JPEG / BMP scan as B-scans ``[N, H, W]`` in [0, 1].
+
+    The header's declared size is checked against ``max_pixels`` (see ``limits.check_pixels``)
+    before any pixel is decoded.
 
     ``bscan_axis`` (source array axis) overrides the B-scan axis of a 3-D NIfTI volume; other
     formats store B-scans explicitly (frames, pages) and ignore it. Any failure is a ``ScanError``
@@ -776,9 +780,12 @@ def read_scan(path: str | Path, bscan_axis: int | None = None) -> Scan:
     path = Path(path)
     fmt = _format_of(path)
     try:
+        check_pixels(path, fmt, max_pixels)
         scan = _read_by_format(path, fmt, bscan_axis)
     except ScanError:
         raise
+    except MemoryError:
+        raise ScanError(f"{path}: not enough memory to decode it (lower --max-pixels or use a smaller scan)") from None
     except Exception as exc:
         raise ScanError(f"{path}: cannot read as {fmt}: {_one_line(exc)}") from exc
     if scan.pixels.ndim != 3 or 0 in scan.pixels.shape:
