@@ -32,3 +32,11 @@ class TrainingError(OctSrganError):
 
 class PixelLimitError(ScanError):
     """A scan whose header declares more decoded pixels than allowed (decompression-bomb guard)."""
+
+
+class OutputExistsError(ScanError):
+    """The output file exists (or another process created it first) and overwriting was not asked for."""
+
+
+class WriteError(ScanError):
+    """An output could not be written (disk full, I/O error): a failure of the run, not a skipped input."""

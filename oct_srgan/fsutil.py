@@ -11,11 +11,12 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
+def atomic_path(target: str | Path, exclusive: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; it replaces ``target`` only if the block succeeds.
 
     The temporary name keeps the target's suffixes so writers that pick a format by extension
-    (PIL, nibabel) still do the right thing.
+    (PIL, nibabel) still do the right thing. ``exclusive`` publishes with a hard link, which fails
+    with ``FileExistsError`` if ``target`` appeared meanwhile (no check-then-write race).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -26,7 +27,10 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, target)
+        if exclusive:
+            os.link(tmp, target)
+        else:
+            os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()

@@ -55,7 +55,7 @@ from pydicom.pixels import get_decoder
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
-from .errors import ScanError
+from .errors import OutputExistsError, ScanError, WriteError
 from .fsutil import atomic_path
 from .limits import DEFAULT_MAX_PIXELS, check_pixels
 
@@ -793,7 +793,7 @@ def read_scan(path: str | Path, bscan_axis: int | None = None, max_pixels: int |
     return scan
 
 
-def write_scan(scan: Scan, path: str | Path, derivation: str | None = None) -> Path:
+def write_scan(scan: Scan, path: str | Path, derivation: str | None = None, overwrite: bool = True) -> Path:
     """Write ``scan`` atomically in its source format; ``derivation`` says how it was made.
 
     DICOM gets new SOP Instance and Series Instance UIDs, and with ``derivation`` ImageType
@@ -807,10 +807,14 @@ def write_scan(scan: Scan, path: str | Path, derivation: str | None = None) -> P
     writers = {"dicom": _write_dicom, "nifti": _write_nifti}
     writer = writers.get(scan.source_format, _write_raster)
     try:
-        with atomic_path(path) as tmp:
+        with atomic_path(path, exclusive=not overwrite) as tmp:
             writer(scan, tmp, derivation)
     except ScanError:
         raise
+    except FileExistsError:
+        raise OutputExistsError(f"{path}: output already exists (use overwrite to replace it)") from None
+    except OSError as exc:
+        raise WriteError(f"{path}: cannot write: {exc.strerror or _one_line(exc)}") from None
     except Exception as exc:
         raise ScanError(f"{path}: cannot write {scan.source_format}: {_one_line(exc)}") from exc
     return path
