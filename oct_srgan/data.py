@@ -54,10 +54,9 @@ def open_dataset(path: str | Path) -> DatasetInfo:
         text_columns = ("split", "group_id", "scan_id", "hr_path", "lr_path", "source_format", "source_hash", "hr_sha256")
         manifest = pd.read_csv(manifest_file, dtype={c: str for c in text_columns})
         manifest["lr_path"] = manifest["lr_path"].fillna("")
-    except (json.JSONDecodeError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, KeyError) as exc:
         raise DataError(f"{root}: dataset files are corrupt ({exc.__class__.__name__})") from None
-    if info.get("format") != DATASET_FORMAT:
-        raise DataError(f"{info_file}: unknown dataset format {info.get('format')!r}")
+    _check_dataset_files(info_file, info, manifest_file, manifest)
     options = info.get("options", {})
     return DatasetInfo(
         root=root,
@@ -67,6 +66,55 @@ def open_dataset(path: str | Path) -> DatasetInfo:
         degradation=dict(options.get("degradation", {})),
         options=options,
     )
+
+
+REQUIRED_COLUMNS = ("split", "group_id", "scan_id", "bscan", "hr_path", "lr_path", "height", "width")
+
+
+def _check_dataset_files(info_file: Path, info: Any, manifest_file: Path, manifest: pd.DataFrame) -> None:
+    """One line for a dataset.json or manifest.csv that parses but is not what preprocess writes."""
+    if not isinstance(info, dict):
+        raise DataError(f"{info_file}: expected a JSON object, found {type(info).__name__}")
+    if info.get("format") != DATASET_FORMAT:
+        raise DataError(f"{info_file}: unknown dataset format {info.get('format')!r}")
+    if not info.get("dataset_hash"):
+        raise DataError(f"{info_file}: dataset_hash is missing")
+    missing = [c for c in REQUIRED_COLUMNS if c not in manifest.columns]
+    if missing:
+        raise DataError(f"{manifest_file}: missing column(s) {', '.join(missing)}")
+
+
+class _LoadPngd(LoadImaged):
+    """``LoadImaged`` whose failure is one DataError naming the unreadable file (not a MONAI traceback)."""
+
+    def __call__(self, data: Any, reader: Any = None) -> Any:
+        try:
+            return super().__call__(data, reader)
+        except Exception as exc:
+            paths = [str(data[k]) for k in self.keys if k in data]
+            bad = next((p for p in paths if not _png_reads(p)), ", ".join(paths))
+            raise DataError(f"{bad}: cannot read dataset image ({type(exc).__name__})") from None
+
+
+def _png_reads(path: str) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+    except Exception:
+        return False
+    return True
+
+
+def _dataset_error(exc: BaseException) -> DataError | None:
+    """The DataError a MONAI transform wrapper (RuntimeError 'applying transform') hides, if any."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DataError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def check_compatible(info: DatasetInfo, cfg: Config) -> None:
@@ -84,7 +132,7 @@ def load_transforms(keys: tuple[str, ...]) -> Compose:
     """Deterministic part of the pipeline: 16-bit PNG → float32 [1, H, W] in [0, 1]."""
     return Compose(
         [
-            LoadImaged(keys=keys, reader=PILReader(reverse_indexing=False), image_only=True),
+            _LoadPngd(keys=keys, reader=PILReader(reverse_indexing=False), image_only=True),
             EnsureChannelFirstd(keys=keys, channel_dim="no_channel"),
             ScaleIntensityRanged(keys=keys, a_min=0.0, a_max=65535.0, b_min=0.0, b_max=1.0),
             EnsureTyped(keys=keys, dtype=torch.float32, track_meta=False),
@@ -116,9 +164,16 @@ def train_dataset(info: DatasetInfo, cfg: Config, *, progress: bool = False) -> 
     items = [{"hr": str(info.root / p)} for p in rows["hr_path"]]
     # Flat list: CacheDataset caches up to the first random transform, and a nested Compose counts as one.
     transform = Compose([*load_transforms(("hr",)).transforms, *train_transforms(cfg.data).transforms])
-    return CacheDataset(
-        items, transform=transform, cache_rate=cfg.data.cache_rate, num_workers=0, progress=progress, copy_cache=False
-    )
+    try:
+        return CacheDataset(
+            items, transform=transform, cache_rate=cfg.data.cache_rate, num_workers=0, progress=progress,
+            copy_cache=False
+        )
+    except Exception as exc:
+        found = _dataset_error(exc)
+        if found is None:
+            raise
+        raise found from None
 
 
 def eval_items(info: DatasetInfo, split: str, limit: int = 0) -> list[dict[str, Any]]:
@@ -131,6 +186,12 @@ def eval_items(info: DatasetInfo, split: str, limit: int = 0) -> list[dict[str, 
     for row in rows.itertuples(index=False):
         if not row.lr_path:
             raise DataError(f"{info.root}: split '{split}' has no fixed LR images")
-        item = load({"lr": str(info.root / row.lr_path), "hr": str(info.root / row.hr_path)})
+        try:
+            item = load({"lr": str(info.root / row.lr_path), "hr": str(info.root / row.hr_path)})
+        except Exception as exc:
+            found = _dataset_error(exc)
+            if found is None:
+                raise
+            raise found from None
         out.append({"id": f"{row.scan_id}_{int(row.bscan):03d}", "group_id": row.group_id, "lr": item["lr"], "hr": item["hr"]})
     return out

@@ -52,7 +52,13 @@ def check_pixels(path: Path, fmt: str, max_pixels: int | None) -> None:
     """
     if not max_pixels:
         return
-    shape, samples = declared_size(path, fmt)
+    from PIL import Image
+
+    try:
+        shape, samples = declared_size(path, fmt)
+    except Image.DecompressionBombError:  # PIL refuses some headers itself, before ours is read
+        raise PixelLimitError(f"{path}: declares a decompression-bomb size, over the limit of "
+                              f"{max_pixels / 1e6:.1f} M samples") from None
     if samples > max_pixels:
         dims = "x".join(str(s) for s in shape)
         raise PixelLimitError(f"{path}: declares {dims} ({samples / 1e6:.1f} M samples), over the limit of "
