@@ -63,10 +63,9 @@ def open_dataset(path: str | Path) -> DatasetInfo:
         manifest["lr_path"] = manifest["lr_path"].fillna("")
         if "ref_path" in manifest:
             manifest["ref_path"] = manifest["ref_path"].fillna("").astype(str)
-    except (json.JSONDecodeError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, KeyError) as exc:
         raise DataError(f"{root}: dataset files are corrupt ({exc.__class__.__name__})") from None
-    if info.get("format") != DATASET_FORMAT:
-        raise DataError(f"{info_file}: unknown dataset format {info.get('format')!r}")
+    _check_dataset_files(info_file, info, manifest_file, manifest)
     options = info.get("options", {})
     return DatasetInfo(
         root=root,
@@ -76,6 +75,55 @@ def open_dataset(path: str | Path) -> DatasetInfo:
         degradation=dict(options.get("degradation", {})),
         options=options,
     )
+
+
+REQUIRED_COLUMNS = ("split", "group_id", "scan_id", "bscan", "hr_path", "lr_path", "height", "width")
+
+
+def _check_dataset_files(info_file: Path, info: Any, manifest_file: Path, manifest: pd.DataFrame) -> None:
+    """One line for a dataset.json or manifest.csv that parses but is not what preprocess writes."""
+    if not isinstance(info, dict):
+        raise DataError(f"{info_file}: expected a JSON object, found {type(info).__name__}")
+    if info.get("format") != DATASET_FORMAT:
+        raise DataError(f"{info_file}: unknown dataset format {info.get('format')!r}")
+    if not info.get("dataset_hash"):
+        raise DataError(f"{info_file}: dataset_hash is missing")
+    missing = [c for c in REQUIRED_COLUMNS if c not in manifest.columns]
+    if missing:
+        raise DataError(f"{manifest_file}: missing column(s) {', '.join(missing)}")
+
+
+class _LoadPngd(LoadImaged):
+    """``LoadImaged`` whose failure is one DataError naming the unreadable file (not a MONAI traceback)."""
+
+    def __call__(self, data: Any, reader: Any = None) -> Any:
+        try:
+            return super().__call__(data, reader)
+        except Exception as exc:
+            paths = [str(data[k]) for k in self.keys if k in data]
+            bad = next((p for p in paths if not _png_reads(p)), ", ".join(paths))
+            raise DataError(f"{bad}: cannot read dataset image ({type(exc).__name__})") from None
+
+
+def _png_reads(path: str) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+    except Exception:
+        return False
+    return True
+
+
+def _dataset_error(exc: BaseException) -> DataError | None:
+    """The DataError a MONAI transform wrapper (RuntimeError 'applying transform') hides, if any."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DataError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def check_compatible(info: DatasetInfo, cfg: Config) -> None:
@@ -117,7 +165,7 @@ def load_transforms(keys: tuple[str, ...]) -> Compose:
     """Deterministic part of the pipeline: 16-bit PNG → float32 [1, H, W] in [0, 1]."""
     return Compose(
         [
-            LoadImaged(keys=keys, reader=PILReader(reverse_indexing=False), image_only=True),
+            _LoadPngd(keys=keys, reader=PILReader(reverse_indexing=False), image_only=True),
             EnsureChannelFirstd(keys=keys, channel_dim="no_channel"),
             ScaleIntensityRanged(keys=keys, a_min=0.0, a_max=65535.0, b_min=0.0, b_max=1.0),
             EnsureTyped(keys=keys, dtype=torch.float32, track_meta=False),
@@ -154,9 +202,16 @@ def train_dataset(info: DatasetInfo, cfg: Config, *, progress: bool = False) -> 
     else:
         items = [{"hr": str(info.root / p)} for p in rows["hr_path"]]
         transform = Compose([*load_transforms(("hr",)).transforms, *train_transforms(cfg.data).transforms])
-    return CacheDataset(
-        items, transform=transform, cache_rate=cfg.data.cache_rate, num_workers=0, progress=progress, copy_cache=False
-    )
+    try:
+        return CacheDataset(
+            items, transform=transform, cache_rate=cfg.data.cache_rate, num_workers=0, progress=progress,
+            copy_cache=False
+        )
+    except Exception as exc:
+        found = _dataset_error(exc)
+        if found is None:
+            raise
+        raise found from None
 
 
 def eval_items(info: DatasetInfo, split: str, limit: int = 0, target: str = "auto") -> list[dict[str, Any]]:
@@ -184,13 +239,19 @@ def eval_items(info: DatasetInfo, split: str, limit: int = 0, target: str = "aut
     for row in rows.itertuples(index=False):
         if not row.lr_path:
             raise DataError(f"{info.root}: split '{split}' has no fixed LR images")
-        item = load({"lr": str(info.root / row.lr_path), "hr": str(info.root / row.hr_path)})
-        ref = None
-        ref_path = getattr(row, "ref_path", "")
-        if ref_path:
-            if ref_path not in refs:
-                refs[ref_path] = load_one({"hr": str(info.root / ref_path)})["hr"]
-            ref = refs[ref_path]
+        try:
+            item = load({"lr": str(info.root / row.lr_path), "hr": str(info.root / row.hr_path)})
+            ref = None
+            ref_path = getattr(row, "ref_path", "")
+            if ref_path:
+                if ref_path not in refs:
+                    refs[ref_path] = load_one({"hr": str(info.root / ref_path)})["hr"]
+                ref = refs[ref_path]
+        except Exception as exc:
+            found = _dataset_error(exc)
+            if found is None:
+                raise
+            raise found from None
         out.append({
             "id": f"{row.scan_id}_{int(row.bscan):03d}",
             "group_id": row.group_id,

@@ -28,3 +28,15 @@ class WeightsNotFoundError(ModelError):
 
 class TrainingError(OctSrganError):
     """Training had to stop (NaN loss, bad config at run time)."""
+
+
+class PixelLimitError(ScanError):
+    """A scan whose header declares more decoded pixels than allowed (decompression-bomb guard)."""
+
+
+class OutputExistsError(ScanError):
+    """The output file exists (or another process created it first) and overwriting was not asked for."""
+
+
+class WriteError(ScanError):
+    """An output could not be written (disk full, I/O error): a failure of the run, not a skipped input."""

@@ -11,11 +11,12 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def atomic_path(target: str | Path) -> Iterator[Path]:
+def atomic_path(target: str | Path, exclusive: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; it replaces ``target`` only if the block succeeds.
 
     The temporary name keeps the target's suffixes so writers that pick a format by extension
-    (PIL, nibabel) still do the right thing.
+    (PIL, nibabel) still do the right thing. ``exclusive`` publishes with a hard link, which fails
+    with ``FileExistsError`` if ``target`` appeared meanwhile (no check-then-write race).
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -26,7 +27,10 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, target)
+        if exclusive:
+            os.link(tmp, target)
+        else:
+            os.replace(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -59,3 +63,43 @@ def atomic_dir(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
             os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+LOCK_NAME = ".lock"
+
+
+@contextlib.contextmanager
+def exclusive_dir(directory: str | Path, what: str) -> Iterator[Path]:
+    """Hold an ``fcntl.flock`` on ``directory/.lock`` for the block; a second holder fails at once.
+
+    The kernel drops the lock when the process dies, so a killed run never leaves the folder locked.
+    """
+    import fcntl
+
+    from .errors import OctSrganError
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    fh = (directory / LOCK_NAME).open("a")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OctSrganError(f"{directory}: another {what} is using this folder (wait for it or choose another)") from None
+        yield directory
+    finally:
+        fh.close()
+
+
+def remove_stale_temps(directory: str | Path) -> list[Path]:
+    """Delete ``.<name>.*.tmp*`` files and folders that killed atomic writes left in ``directory``."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    stale = [p for p in directory.iterdir() if p.name.startswith(".") and ".tmp" in p.name]
+    for p in stale:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    return stale

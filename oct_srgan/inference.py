@@ -35,7 +35,7 @@ from torch import nn
 
 from . import io as scan_io
 from .checkpoint import load_generator_file, load_weights
-from .errors import ModelError, OctSrganError, ScanError
+from .errors import ModelError, OctSrganError, ScanError, WriteError
 from .fsutil import atomic_path
 from .models import build_generator, fold_batchnorm
 from .transforms import upscale_bicubic
@@ -335,6 +335,7 @@ def enhance_files(
     overwrite: bool = False,
     compare: bool = False,
     progress: Callable[[Path, int, int], None] | None = None,
+    max_pixels: int | None = scan_io.DEFAULT_MAX_PIXELS,
 ) -> EnhanceReport:
     """Enhance every scan found under ``inputs`` into ``out_dir`` (default ``./enhanced``).
 
@@ -369,11 +370,13 @@ def enhance_files(
             report.skipped.append((path, f"{path}: output {target} already exists (use overwrite to replace it)"))
             continue
         try:
-            scan = scan_io.read_scan(path)
+            scan = scan_io.read_scan(path, max_pixels=max_pixels)
             per_file = (lambda done, total, p=path: progress(p, done, total)) if progress else None
             enhanced = enhance_scan(scan, generator, info, tile=tile, overlap=overlap, batch_size=batch_size,
                                     device=device, precision=precision, progress=per_file)
-            scan_io.write_scan(enhanced, target, derivation=derivation)
+            scan_io.write_scan(enhanced, target, derivation=derivation, overwrite=overwrite)
+        except WriteError:
+            raise
         except ScanError as exc:
             report.skipped.append((path, str(exc)))
             continue

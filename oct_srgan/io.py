@@ -55,8 +55,9 @@ from pydicom.pixels import get_decoder
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
-from .errors import ScanError
+from .errors import OutputExistsError, ScanError, WriteError
 from .fsutil import atomic_path
+from .limits import DEFAULT_MAX_PIXELS, check_pixels
 
 _FORMAT_BY_SUFFIX = {
     ".dcm": "dicom",
@@ -766,8 +767,11 @@ def _read_by_format(path: Path, fmt: str, bscan_axis: int | None) -> Scan:
     return _read_pil(path, fmt)
 
 
-def read_scan(path: str | Path, bscan_axis: int | None = None) -> Scan:
+def read_scan(path: str | Path, bscan_axis: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Scan:
     """Read a DICOM / NIfTI / PNG / TIFF / JPEG / BMP scan as B-scans ``[N, H, W]`` in [0, 1].
+
+    The header's declared size is checked against ``max_pixels`` (see ``limits.check_pixels``)
+    before any pixel is decoded.
 
     ``bscan_axis`` (source array axis) overrides the B-scan axis of a 3-D NIfTI volume; other
     formats store B-scans explicitly (frames, pages) and ignore it. Any failure is a ``ScanError``
@@ -776,9 +780,12 @@ def read_scan(path: str | Path, bscan_axis: int | None = None) -> Scan:
     path = Path(path)
     fmt = _format_of(path)
     try:
+        check_pixels(path, fmt, max_pixels)
         scan = _read_by_format(path, fmt, bscan_axis)
     except ScanError:
         raise
+    except MemoryError:
+        raise ScanError(f"{path}: not enough memory to decode it (lower --max-pixels or use a smaller scan)") from None
     except Exception as exc:
         raise ScanError(f"{path}: cannot read as {fmt}: {_one_line(exc)}") from exc
     if scan.pixels.ndim != 3 or 0 in scan.pixels.shape:
@@ -786,7 +793,7 @@ def read_scan(path: str | Path, bscan_axis: int | None = None) -> Scan:
     return scan
 
 
-def write_scan(scan: Scan, path: str | Path, derivation: str | None = None) -> Path:
+def write_scan(scan: Scan, path: str | Path, derivation: str | None = None, overwrite: bool = True) -> Path:
     """Write ``scan`` atomically in its source format; ``derivation`` says how it was made.
 
     DICOM gets new SOP Instance and Series Instance UIDs, and with ``derivation`` ImageType
@@ -800,10 +807,14 @@ def write_scan(scan: Scan, path: str | Path, derivation: str | None = None) -> P
     writers = {"dicom": _write_dicom, "nifti": _write_nifti}
     writer = writers.get(scan.source_format, _write_raster)
     try:
-        with atomic_path(path) as tmp:
+        with atomic_path(path, exclusive=not overwrite) as tmp:
             writer(scan, tmp, derivation)
     except ScanError:
         raise
+    except FileExistsError:
+        raise OutputExistsError(f"{path}: output already exists (use overwrite to replace it)") from None
+    except OSError as exc:
+        raise WriteError(f"{path}: cannot write: {exc.strerror or _one_line(exc)}") from None
     except Exception as exc:
         raise ScanError(f"{path}: cannot write {scan.source_format}: {_one_line(exc)}") from exc
     return path

@@ -25,6 +25,7 @@ import dataclasses
 import gzip
 import hashlib
 import io as bytes_io
+import ipaddress
 import logging
 import math
 import os
@@ -35,7 +36,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -54,7 +55,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import io as scan_io
 from . import metrics
-from .errors import ModelError, OctSrganError
+from .errors import ModelError, OctSrganError, PixelLimitError
+from .limits import SERVE_MAX_PIXELS
 from .inference import DEFAULT_OVERLAP, DEFAULT_TILE, load_generator, prepare_for_inference, super_resolve
 from .transforms import Degraded, upscale_bicubic
 
@@ -64,6 +66,7 @@ MB = 1024 * 1024
 MODES = ("enhance", "check")
 PANELS = ("input", "bicubic", "sr", "hr")
 MAX_SCANS = 8
+STALE_UPLOAD_S = 600.0
 PNG_CACHE = 32
 _ID = re.compile(r"[0-9a-f]{64}")
 _WEB_FILES = {
@@ -184,6 +187,7 @@ class Upload:
     path: Path
     scan: scan_io.Scan
     job: Job | None = None
+    added: float = dataclasses.field(default_factory=time.monotonic)
 
     def summary(self) -> dict[str, Any]:
         n, h, w = self.scan.pixels.shape
@@ -219,7 +223,7 @@ class ScanService:
     """Uploads, background jobs and rendered panels of one app; everything lives under ``workdir``."""
 
     def __init__(self, generator: torch.nn.Module, info: dict[str, Any], *, max_bytes: int,
-                 device: str | torch.device, tile: int | None) -> None:
+                 device: str | torch.device, tile: int | None, max_pixels: int | None = SERVE_MAX_PIXELS) -> None:
         self.generator = generator
         self.info = info
         self.scale = int(info["scale"])
@@ -229,6 +233,7 @@ class ScanService:
         recorded = (info.get("meta") or {}).get("degradation") or {}
         self.degradation = {"mode": str(recorded.get("mode", "bicubic")), "speckle": float(recorded.get("speckle", 0.0))}
         self.max_bytes = max_bytes
+        self.max_pixels = max_pixels
         self.device = device
         self.tile = tile or None
         self.workdir: Path | None = None
@@ -286,7 +291,10 @@ class ScanService:
         target = self._require_workdir() / f"{digest}{suffix}"
         os.replace(part, target)
         try:
-            scan = scan_io.read_scan(target)
+            scan = scan_io.read_scan(target, max_pixels=self.max_pixels)
+        except PixelLimitError as exc:
+            target.unlink(missing_ok=True)
+            raise UserError(413, f"scan too large: {_one_line(exc, self.workdir)}") from None
         except OctSrganError as exc:
             target.unlink(missing_ok=True)
             raise UserError(400, f"cannot read the uploaded {fmt} file: "
@@ -297,22 +305,34 @@ class ScanService:
             raise UserError(400, f"cannot read the uploaded {fmt} file") from None
         upload = Upload(digest, fmt, suffix, target, scan)
         with self._lock:
+            try:
+                self._evict()
+            except UserError:
+                target.unlink(missing_ok=True)
+                raise
             self._uploads[digest] = upload
-            self._evict()
         n, h, w = scan.pixels.shape
         log.info("scan %s: %s, %d B-scan(s) of %dx%d", digest[:8], fmt, n, h, w)
         return upload
 
     def _evict(self) -> None:
-        """Forget the oldest idle scans beyond ``MAX_SCANS`` (files and cached panels too)."""
-        idle = [k for k, u in self._uploads.items() if u.job is None or not u.job.active]
-        for key in idle[: max(0, len(self._uploads) - MAX_SCANS)]:
+        """Make room for one more scan: forget the oldest finished scans first, then scans left
+        unprocessed for ``STALE_UPLOAD_S``; a scan waiting for or in processing is never dropped.
+        Raises 429 when every slot holds such a scan."""
+        if len(self._uploads) < MAX_SCANS:
+            return
+        now = time.monotonic()
+        finished = [k for k, u in self._uploads.items() if u.job is not None and not u.job.active]
+        stale = [k for k, u in self._uploads.items() if u.job is None and now - u.added > STALE_UPLOAD_S]
+        for key in (finished + stale)[: len(self._uploads) - MAX_SCANS + 1]:
             upload = self._uploads.pop(key)
             upload.path.unlink(missing_ok=True)
             if upload.job is not None and upload.job.output is not None:
                 upload.job.output.unlink(missing_ok=True)
             for cached in [c for c in self._pngs if c[0] == key]:
                 del self._pngs[cached]
+        if len(self._uploads) >= MAX_SCANS:
+            raise UserError(429, f"the server holds {MAX_SCANS} scans waiting to be processed: try again later")
 
     def get(self, scan_id: str) -> Upload:
         if not _ID.fullmatch(scan_id):
@@ -516,7 +536,7 @@ async def _upload(request: Request) -> Response:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > service.max_bytes:
         return _error(413, f"file too large: {limit_text}")
-    if request.headers.get("content-type", "").lower().startswith("multipart/"):
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/octet-stream":
         return _error(415, "send the file itself as the request body (Content-Type: application/octet-stream)")
     part = service.new_part_file()
     digest = hashlib.sha256()
@@ -621,13 +641,63 @@ class _SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class _OwnPageOnly:
+    """Refuses requests not made through this server's own page.
+
+    A ``Host`` that is neither an IP literal, ``localhost`` nor an allowed name is refused (DNS
+    rebinding: a foreign site whose name resolves to this address); a POST whose ``Origin`` is not
+    this server's own origin is refused (cross-site requests from another page).
+    """
+
+    def __init__(self, app: ASGIApp, allowed_hosts: Sequence[str] = ()) -> None:
+        self.app = app
+        self.allowed = {"localhost", *(h.lower().strip("[]") for h in allowed_hosts)}
+
+    def host_ok(self, host: str) -> bool:
+        name = _host_name(host)
+        if name in self.allowed:
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        host = headers.get("host", "")
+        problem = None
+        if not self.host_ok(host):
+            problem = "unknown Host header: open the page at the address the server printed"
+        elif scope.get("method") == "POST" and "origin" in headers:
+            origin = headers["origin"].lower()
+            if origin not in (f"http://{host.lower()}", f"https://{host.lower()}"):
+                problem = "cross-origin request refused"
+        if problem is not None:
+            await _error(403, problem)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _host_name(host: str) -> str:
+    """The name part of a ``Host`` header (``[::1]:8000`` -> ``::1``, ``a.b:80`` -> ``a.b``)."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 def _web_files() -> dict[str, tuple[bytes, str]]:
     root = resources.files("oct_srgan") / "web"
     return {name: ((root / name).read_bytes(), media) for name, media in _WEB_FILES.items()}
 
 
 def create_app(model: str | Path = "default", *, max_upload_mb: float = 200,
-               device: str | torch.device = "cpu", tile: int | None = DEFAULT_TILE) -> Starlette:
+               device: str | torch.device = "cpu", tile: int | None = DEFAULT_TILE,
+               max_pixels: int | None = SERVE_MAX_PIXELS, allowed_hosts: Sequence[str] = ()) -> Starlette:
     """The web app with ``model`` loaded once (a generator file, checkpoint, MLflow URI or 'default').
 
     ``tile`` is the LR window side for tiled inference (0/None: whole B-scans, faster but memory
@@ -641,7 +711,7 @@ def create_app(model: str | Path = "default", *, max_upload_mb: float = 200,
         raise ModelError(f"model {info['source']}: takes {info['in_channels']} input channels; scans are grey")
     generator = prepare_for_inference(generator, device)
     service = ScanService(generator, info, max_bytes=int(max_upload_mb * MB), device=device,
-                          tile=tile)
+                          tile=tile, max_pixels=max_pixels or None)
     files = _web_files()
 
     def page(request: Request) -> Response:
@@ -680,6 +750,7 @@ def create_app(model: str | Path = "default", *, max_upload_mb: float = 200,
         exception_handlers={UserError: _user_error, HTTPException: _http_error, Exception: _server_error},
     )
     app.add_middleware(_SecurityHeaders)
+    app.add_middleware(_OwnPageOnly, allowed_hosts=allowed_hosts)
     app.state.service = service
     return app
 

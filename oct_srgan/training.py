@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -483,7 +484,7 @@ class _Trainer:
         path = latest_checkpoint(self.ckpt_dir)
         if path is None:
             raise TrainingError(f"{self.ckpt_dir}: no checkpoint to resume from (train without --resume first)")
-        state = load_checkpoint(path)
+        state, path = _newest_intact(self.ckpt_dir)
         check_spec(path, state["model_spec"], self.spec)
         if state.get("stage", self.stage) != self.stage:
             raise TrainingError(f"{path}: checkpoint is from stage {state.get('stage')}, the config trains {self.stage}")
@@ -757,10 +758,11 @@ class _Trainer:
                 losses, finite = train_step(self.nets, self.losses, lr, hr, amp_dtype=self.amp_dtype,
                                             reduce=self._all_reduce_mean if self.ranks.active else None)
                 if not finite:
-                    saved = self.save(step) if self.ranks.main else None
                     bad = ", ".join(f"{k}={v}" for k, v in losses.items() if not math.isfinite(v))
+                    good = _last_good_checkpoint(self.ckpt_dir, step)
                     raise TrainingError(
-                        f"non-finite loss at step {step + 1} ({bad}); last good checkpoint: {saved or last_ckpt}"
+                        f"non-finite loss at step {step + 1} ({bad}); last good checkpoint: "
+                        + (str(good) if good else "none (lower train.checkpoint_interval)")
                     )
                 step += 1
                 for k, v in losses.items():
@@ -855,17 +857,85 @@ def train(
     resume: bool = False,
     device: str | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> TrainResult:
-    """Train one stage as ``cfg`` says; with ``resume`` continue from the newest checkpoint in ``out_dir``."""
+    """Train one stage as ``cfg`` says; with ``resume`` continue from the newest checkpoint in ``out_dir``.
+
+    A non-empty ``out_dir`` is refused unless ``resume`` or ``overwrite`` (which drops its old
+    checkpoints), and the folder is locked for the run so a second run on it stops at once.
+    """
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device or cfg.train.device, local_rank)
     ranks = _init_dist(dev)
     started = time.perf_counter()
     try:
-        with _determinism(cfg):
-            result = _Trainer(cfg, Path(data_dir), Path(out_dir), dev, ranks, resume, progress).run()
+        with contextlib.ExitStack() as claim:
+            if ranks.main:
+                claim.enter_context(_claim_out_dir(Path(out_dir), resume, overwrite))
+            with _determinism(cfg):
+                result = _Trainer(cfg, Path(data_dir), Path(out_dir), dev, ranks, resume, progress).run()
     finally:
         if ranks.owns_group and dist.is_initialized():
             dist.destroy_process_group()
     result.metrics.setdefault("train_seconds", time.perf_counter() - started)
     return result
+
+
+@contextlib.contextmanager
+def _claim_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> Iterator[None]:
+    """Lock ``out_dir`` for this run; refuse another run's folder; clear leftovers of killed writes."""
+    from .fsutil import LOCK_NAME, exclusive_dir, remove_stale_temps
+
+    existing = [p for p in out_dir.iterdir() if p.name != LOCK_NAME] if out_dir.is_dir() else []
+    if existing and not (resume or overwrite):
+        raise TrainingError(f"{out_dir}: folder is not empty (it holds another run): use --resume to continue it, "
+                            "--overwrite to replace it, or another --out")
+    with exclusive_dir(out_dir, "training run"):
+        ckpt_dir = out_dir / "checkpoints"
+        if overwrite and not resume and ckpt_dir.is_dir():
+            shutil.rmtree(ckpt_dir)
+        remove_stale_temps(out_dir)
+        remove_stale_temps(ckpt_dir)
+        yield
+
+
+def _last_good_checkpoint(ckpt_dir: Path, failed_from: int) -> Path | None:
+    """The newest checkpoint older than the weights that gave a non-finite loss, with finite weights.
+
+    The weights after ``failed_from`` steps produced the bad loss, so they (and a checkpoint of
+    them) are never called good; nothing is saved at a failure.
+    """
+    from .checkpoint import _STEP_NAME
+
+    if not ckpt_dir.is_dir():
+        return None
+    found = sorted(((int(m.group(1)), p) for p in ckpt_dir.iterdir() if (m := _STEP_NAME.match(p.name))), reverse=True)
+    for step, path in found:
+        if step >= failed_from:
+            continue
+        try:
+            weights = load_checkpoint(path)["generator"]
+        except ModelError:
+            continue
+        if all(bool(torch.isfinite(v).all()) for v in weights.values() if v.is_floating_point()):
+            return path
+    return None
+
+
+def _newest_intact(ckpt_dir: Path) -> tuple[dict[str, Any], Path]:
+    """Load the newest checkpoint that reads; a corrupt newer one is reported and skipped."""
+    from .checkpoint import _STEP_NAME
+
+    found = sorted(((int(m.group(1)), p) for p in ckpt_dir.iterdir() if (m := _STEP_NAME.match(p.name))), reverse=True)
+    first_error: ModelError | None = None
+    for _, path in found:
+        try:
+            state = load_checkpoint(path)
+        except ModelError as exc:
+            first_error = first_error or exc
+            print(f"warning: {exc}; trying an older checkpoint", file=sys.stderr)
+            continue
+        if first_error is not None:
+            print(f"warning: resuming from {path} instead", file=sys.stderr)
+        return state, path
+    raise TrainingError(f"{ckpt_dir}: no intact checkpoint to resume from ({first_error})")

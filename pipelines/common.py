@@ -9,6 +9,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import click
 import typer
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -48,5 +49,29 @@ def user_errors(fn: F) -> F:
                 raise
             where = f"{exc.filename}: " if exc.filename else ""
             raise fail(f"{where}{exc.strerror or exc}") from None
+        except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+            raise
+        except MemoryError:
+            raise fail("out of memory (lower --max-pixels, --tile or --batch-size)") from None
+        except Exception as exc:
+            if os.environ.get("OCT_SRGAN_DEBUG"):
+                raise
+            cause = _user_error_in_chain(exc)
+            if cause is not None:
+                raise fail(str(cause).splitlines()[0]) from None
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise fail(f"unexpected {type(exc).__name__}: {text} (OCT_SRGAN_DEBUG=1 shows the traceback)") from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _user_error_in_chain(exc: BaseException) -> BaseException | None:
+    """A library error that a third-party wrapper (MONAI's 'applying transform', a DataLoader) re-raised."""
+    from oct_srgan.errors import OctSrganError
+
+    seen: BaseException | None = exc.__cause__ or exc.__context__
+    while seen is not None:
+        if isinstance(seen, OctSrganError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None

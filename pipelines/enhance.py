@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from oct_srgan.limits import DEFAULT_MAX_PIXELS
 from pipelines.common import fail, user_errors
 
 app = typer.Typer(add_completion=False)
@@ -27,6 +28,7 @@ def enhance(
     compare: bool = typer.Option(False, "--compare", help="Also write a bicubic | SR side-by-side PNG."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     no_progress: bool = typer.Option(False, "--no-progress"),
+    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Largest decoded scan (samples over all B-scans) read; 0 = no limit."),
 ) -> None:
     """Super-resolve scans 4x, keeping format, bit depth and geometry (spacing / affine updated)."""
     from tqdm import tqdm
@@ -34,6 +36,10 @@ def enhance(
     from oct_srgan.devices import resolve_device
     from oct_srgan.inference import enhance_files
 
+    from oct_srgan.inference import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise fail(f"--precision {precision!r}: must be one of {', '.join(PRECISIONS)}")
     for p in inputs:
         if not p.exists():
             raise fail(f"{p}: input path does not exist")
@@ -51,6 +57,7 @@ def enhance(
     report = enhance_files(
         inputs, out, model, tile=tile or None, overlap=overlap, batch_size=batch_size, device=dev,
         precision=precision, overwrite=overwrite, compare=compare, progress=progress,
+        max_pixels=max_pixels or None,
     )
     for bar in bars.values():
         bar.close()

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import typer
 
+from oct_srgan.limits import SERVE_MAX_PIXELS
 from pipelines.common import user_errors
 
 app = typer.Typer(add_completion=False)
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _host_names(host: str) -> list[str]:
+    """Host names the page may be opened under: the bound name, and this machine's name when bound to all."""
+    import socket
+
+    names = [host]
+    if host in ("0.0.0.0", "::", ""):
+        names += [socket.gethostname(), socket.getfqdn()]
+    return names
 
 
 @app.command()
@@ -20,13 +31,14 @@ def serve(
     max_upload_mb: float = typer.Option(200, "--max-upload-mb", help="Largest accepted upload, in MB."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
     tile: int = typer.Option(128, "--tile", help="Tile side in LR pixels (0 = whole B-scans: faster, more memory)."),
+    max_pixels: int = typer.Option(SERVE_MAX_PIXELS, "--max-pixels", help="Largest decoded upload (samples over all B-scans); 0 = no limit."),
 ) -> None:
     """Serve a page to upload a scan and compare input | bicubic | SR, or score the model on it."""
     from oct_srgan import serving
     from oct_srgan.devices import resolve_device
 
     web_app = serving.create_app(model, max_upload_mb=max_upload_mb, device=resolve_device(device),
-                                   tile=tile)
+                                   tile=tile, max_pixels=max_pixels or None, allowed_hosts=_host_names(host))
     sock = serving.listen(host, port)
     info = web_app.state.service.info
     typer.echo(f"oct-srgan serve: model {info['source']} (x{info['scale']}) at {serving.address(sock)}  (Ctrl+C to stop)")

@@ -24,6 +24,7 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from the newest checkpoint in --out (same MLflow run)."),
     device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N (default: the config's train.device)."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the checkpoints of another run in a non-empty --out."),
 ) -> None:
     """Train the generator (stage srresnet) or the GAN (stage srgan); under torchrun, one process per GPU."""
     from oct_srgan import tracking
@@ -32,7 +33,8 @@ def train(
 
     cfg = load_config(config, set_)
     out_dir = out if out is not None else Path("runs") / cfg.name
-    result = run_training(cfg, data, out_dir, resume=resume, device=device, progress=not no_progress)
+    result = run_training(cfg, data, out_dir, resume=resume, device=device, progress=not no_progress,
+                          overwrite=overwrite)
     if result.interrupted:
         where = f"checkpoint {result.checkpoint_path}; " if result.checkpoint_path else ""
         typer.echo(f"interrupted at step {result.step}: {where}continue with --resume --out {out_dir}", err=True)

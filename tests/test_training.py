@@ -247,12 +247,13 @@ def test_non_finite_loss_stops_with_the_last_good_checkpoint(
 
     monkeypatch.setattr(losses.PixelLoss, "forward", nan_on_third_step)
     with pytest.raises(TrainingError) as info:
-        training.train(tiny("train.iterations=10"), patch_data, tmp_path / "out", progress=False)
-    good = tmp_path / "out" / "checkpoints" / "step_0000002.pt"
+        training.train(tiny("train.iterations=10", "train.checkpoint_interval=1"), patch_data, tmp_path / "out",
+                       progress=False)
+    good = tmp_path / "out" / "checkpoints" / "step_0000001.pt"
     assert str(info.value).startswith("non-finite loss at step 3 ")
     assert str(info.value).endswith(f"last good checkpoint: {good}")
     state = checkpoint.load_checkpoint(good)
-    assert state["step"] == 2
+    assert state["step"] == 1
     assert all(torch.isfinite(v).all() for v in state["generator"].values() if v.is_floating_point())
 
 
@@ -349,6 +350,7 @@ def test_cli_trains_and_reports_one_line_errors(patch_data: Path, tmp_path: Path
     bad = runner.invoke(app, ["--config", str(SMOKE), "--data", str(tmp_path / "nowhere"), "--out", str(out)])
     assert bad.exit_code == 2
     assert bad.output.strip().startswith("error: ") and len(bad.output.strip().splitlines()) == 1
+    args = ["--config", str(SMOKE), "--data", str(patch_data), "--out", str(tmp_path / "other"), "--no-progress"]
     gan = runner.invoke(app, [*args, "--set", "train.stage=srgan"])
     assert gan.exit_code == 2 and "train.init_from" in gan.output
     big = runner.invoke(app, [*args, "--set", "data.hr_crop=48"])
