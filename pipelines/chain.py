@@ -34,7 +34,8 @@ def chain(
     out: Path = typer.Option(Path("outputs"), "--out", "-o", help="Folder for the dataset, runs, tables and enhanced scans."),
     full: bool = typer.Option(False, "--full", help="Train the default model's CPU recipe (about an hour) instead of the smoke run."),
     config: Optional[Path] = typer.Option(None, "--config", help="Stage-1 training config (overrides --full)."),
-    device: str = typer.Option("auto", "--device"),
+    reference: str = typer.Option("average", "--reference", help="Regex on file name stems marking each subject's clean reference scan ('' = none)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
 ) -> None:
     """preprocess → train → evaluate → enhance, nested under one MLflow parent run."""
     from oct_srgan import tracking
@@ -44,10 +45,13 @@ def chain(
     data, run_dir = out / "dataset", out / "runs" / name
     with tracking.run("chain", f"chain-{name}", tags={"config": name}) as parent:
         env = {**os.environ, "OCT_SRGAN_PARENT_RUN_ID": parent.info.run_id, "MLFLOW_TRACKING_URI": tracking.tracking_uri()}
-        _stage(["preprocess", str(scans), "--out", str(data), "--overwrite"], env)
-        _stage(["train", "--config", str(cfg), "--data", str(data), "--out", str(run_dir), "--device", device], env)
+        _stage(["preprocess", str(scans), "--out", str(data), "--overwrite", *(["--reference", reference] if reference else [])], env)
+        _stage(["train", "--config", str(cfg), "--data", str(data), "--out", str(run_dir), "--device", device, "--overwrite"], env)
         model = run_dir / "generator.pt"
         _stage(["evaluate", "--model", str(model), "--data", str(data), "--split", "test", "--out", str(out / "evaluate" / name), "--device", device], env)
+        if not (full or config):
+            # The shipped default model on the same test subjects, for comparison with the smoke model.
+            _stage(["evaluate", "--model", "default", "--data", str(data), "--split", "test", "--out", str(out / "evaluate" / "default"), "--device", device], env)
         enhance_model = str(model) if full or config else "default"
         _stage(["enhance", *map(str, enhance_input), "--out", str(out / "enhanced"), "--model", enhance_model, "--overwrite", "--compare", "--device", device], env)
     typer.echo(
