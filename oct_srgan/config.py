@@ -45,6 +45,9 @@ class ModelConfig:
     channels: int = 64
     num_blocks: int = 16
     norm: Literal["batch", "none"] = "batch"
+    # 'paper': two x2 conv + pixel-shuffle stages and a 9x9 tail conv at HR (Ledig et al.);
+    # 'lr_shuffle': one 3x3 conv at LR to scale**2 channels + one pixel shuffle (much faster).
+    upsample: Literal["paper", "lr_shuffle"] = "paper"
     disc_channels: int = 64
 
 

@@ -94,7 +94,8 @@ def card_text(
         "## Model",
         "",
         f"SRResNet generator (Ledig et al. 2017) with {spec['num_blocks']} residual blocks of {spec['channels']} "
-        f"channels, norm `{spec['norm']}`, x{spec['scale']} upsampling of `{spec['upsample_axes']}` axes, "
+        f"channels, norm `{spec['norm']}`, x{spec['scale']} upsampling of `{spec['upsample_axes']}` axes "
+        f"(`{spec.get('upsample', 'paper')}` layout), "
         f"{spec['in_channels']} input channel(s). The exported weights are the EMA of the generator weights.",
         "",
         "## Data and split",

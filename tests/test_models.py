@@ -30,8 +30,9 @@ def small_generator(**kw) -> SRResNet:
 @pytest.mark.parametrize("in_channels", [1, 3])
 @pytest.mark.parametrize("scale", [2, 4])
 @pytest.mark.parametrize("axes", ["both", "lateral"])
-def test_generator_output_shape(in_channels: int, scale: int, axes: str) -> None:
-    model = small_generator(in_channels=in_channels, scale=scale, upsample_axes=axes)
+@pytest.mark.parametrize("upsample", ["paper", "lr_shuffle"])
+def test_generator_output_shape(in_channels: int, scale: int, axes: str, upsample: str) -> None:
+    model = small_generator(in_channels=in_channels, scale=scale, upsample_axes=axes, upsample=upsample)
     out = model(torch.rand(2, in_channels, 6, 10))
     expected_h = 6 * scale if axes == "both" else 6
     assert out.shape == (2, in_channels, expected_h, 10 * scale)
@@ -105,10 +106,45 @@ def test_generator_spec_from_config_and_rebuild() -> None:
     cfg.data.degradation.axes = "lateral"
     spec = generator_spec(cfg)
     assert spec == {"in_channels": 1, "channels": 8, "num_blocks": 3, "scale": 2, "norm": "batch",
-                    "upsample_axes": "lateral"}
+                    "upsample_axes": "lateral", "upsample": "paper"}
     model = build_generator(spec)
     assert model.spec == spec
     assert model(torch.rand(1, 1, 4, 4)).shape == (1, 1, 4, 8)
+
+
+def test_spec_without_upsample_key_builds_the_paper_layout() -> None:
+    """Generator files saved before the ``upsample`` option keep loading as what they were."""
+    old = {k: v for k, v in small_generator().spec.items() if k != "upsample"}
+    model = build_generator(old)
+    assert model.spec["upsample"] == "paper"
+    assert set(model.state_dict()) == set(small_generator().state_dict())
+    assert model.tail.kernel_size == (9, 9)
+
+
+@pytest.mark.parametrize("axes", ["both", "lateral"])
+def test_lr_shuffle_has_no_conv_at_hr_resolution(axes: str) -> None:
+    cfg = Config()
+    cfg.model.channels, cfg.model.num_blocks, cfg.model.upsample = 8, 2, "lr_shuffle"
+    cfg.data.degradation.axes = axes
+    model = build_generator(generator_spec(cfg)).eval()
+    seen: list[tuple[int, int]] = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: seen.append(tuple(inp[0].shape[-2:])))
+             for m in model.modules() if isinstance(m, nn.Conv2d)]
+    out = model(torch.rand(1, 1, 5, 7))
+    for hook in hooks:
+        hook.remove()
+    assert out.shape == ((1, 1, 20, 28) if axes == "both" else (1, 1, 5, 28))
+    assert set(seen) == {(5, 7)}
+    assert model.tail.conv.out_channels == (16 if axes == "both" else 4)
+
+
+def test_lr_shuffle_icnr_init_is_nearest_neighbour_upsampling() -> None:
+    model = small_generator(upsample="lr_shuffle", norm="none").eval()
+    tail = model.tail
+    features = torch.rand(1, 8, 3, 4)
+    out = tail(features)
+    one = nn.functional.conv2d(features, tail.conv.weight[:1], tail.conv.bias[:1], padding=1)
+    assert torch.allclose(out, nn.functional.interpolate(one, scale_factor=4, mode="nearest"), atol=1e-6)
 
 
 def test_build_generator_refuses_missing_and_unknown_keys() -> None:
@@ -123,6 +159,8 @@ def test_build_generator_refuses_missing_and_unknown_keys() -> None:
 def test_build_generator_refuses_bad_values() -> None:
     with pytest.raises(ModelError, match="power of 2"):
         build_generator({**small_generator().spec, "scale": 3})
+    with pytest.raises(ModelError, match="upsample must be one of"):
+        build_generator({**small_generator().spec, "upsample": "hr_shuffle"})
 
 
 @pytest.mark.parametrize("size", [96, 128])

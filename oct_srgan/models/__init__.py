@@ -15,7 +15,15 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from oct_srgan.errors import ModelError
 from oct_srgan.models.discriminator import Discriminator
-from oct_srgan.models.generator import LateralPixelShuffle, ResidualBlock, SRResNet, UpsampleBlock
+from oct_srgan.models.generator import (
+    SPEC_DEFAULTS,
+    UPSAMPLE_MODES,
+    LateralPixelShuffle,
+    ResidualBlock,
+    SRResNet,
+    SubPixelTail,
+    UpsampleBlock,
+)
 
 if TYPE_CHECKING:
     from oct_srgan.config import Config
@@ -25,6 +33,9 @@ __all__ = [
     "LateralPixelShuffle",
     "ResidualBlock",
     "SRResNet",
+    "SPEC_DEFAULTS",
+    "SubPixelTail",
+    "UPSAMPLE_MODES",
     "UpsampleBlock",
     "GENERATOR_SPEC_KEYS",
     "build_discriminator",
@@ -35,7 +46,7 @@ __all__ = [
     "srresnet",
 ]
 
-GENERATOR_SPEC_KEYS = ("in_channels", "channels", "num_blocks", "scale", "norm", "upsample_axes")
+GENERATOR_SPEC_KEYS = ("in_channels", "channels", "num_blocks", "scale", "norm", "upsample_axes", "upsample")
 
 
 def srresnet(
@@ -46,8 +57,13 @@ def srresnet(
     scale: int = 4,
     norm: str = "batch",
     upsample_axes: str = "both",
+    upsample: str = "paper",
 ) -> SRResNet:
-    """The SRGAN generator; the defaults are the paper's network for one grey channel."""
+    """The SRGAN generator; the defaults are the paper's network for one grey channel.
+
+    ``upsample="lr_shuffle"`` puts the output conv at LR resolution followed by one pixel shuffle
+    (no conv at HR resolution; see :class:`SubPixelTail`).
+    """
     return SRResNet(
         in_channels=in_channels,
         channels=channels,
@@ -55,6 +71,7 @@ def srresnet(
         scale=scale,
         norm=norm,
         upsample_axes=upsample_axes,
+        upsample=upsample,
     )
 
 
@@ -72,6 +89,7 @@ def generator_spec(cfg: Config) -> dict:
         "scale": cfg.data.scale,
         "norm": cfg.model.norm,
         "upsample_axes": cfg.data.degradation.axes,
+        "upsample": cfg.model.upsample,
     }
 
 
@@ -79,6 +97,7 @@ def build_generator(spec: dict) -> SRResNet:
     """Rebuild a generator from a spec dict (e.g. read from a checkpoint); ModelError if unusable."""
     if not isinstance(spec, dict):
         raise ModelError(f"model spec: expected a mapping, got {type(spec).__name__}")
+    spec = {**SPEC_DEFAULTS, **spec}
     missing = [k for k in GENERATOR_SPEC_KEYS if k not in spec]
     unknown = sorted(str(k) for k in spec if k not in GENERATOR_SPEC_KEYS)
     if missing or unknown:
