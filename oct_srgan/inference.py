@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.inferers import sliding_window_inference
 from PIL import Image
 from torch import nn
 
@@ -289,6 +288,8 @@ def super_resolve(
             if not tile:
                 sr = predict(chunk).cpu()
             else:
+                from monai.inferers import sliding_window_inference  # 5 s of imports, only when tiling
+
                 sr = sliding_window_inference(chunk, roi, batch_size, predict, overlap=fractions,
                                               roi_weight_map=weights, sw_device=device, device="cpu")
             if sr.shape[1:] != out.shape[1:]:
