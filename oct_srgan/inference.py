@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.inferers import sliding_window_inference
 from PIL import Image
 from torch import nn
 
@@ -38,6 +37,8 @@ from .checkpoint import load_generator_file, load_weights
 from .errors import ModelError, OctSrganError, ScanError, WriteError
 from .fsutil import atomic_path
 from .models import build_generator, fold_batchnorm
+from .models.fast_tail import fuse_hr_tail
+from .precision import choose_inference_precision
 from .transforms import upscale_bicubic
 
 DEFAULT_MODEL_FILE = Path(__file__).parent / "weights" / "oct_srgan_x4.pt"
@@ -45,6 +46,10 @@ DEFAULT_TILE = 128
 DEFAULT_OVERLAP = 32
 EDGE_WEIGHT = 1e-6
 PRECISIONS = ("fp32", "bf16")
+# Activation memory one forward pass may use when tiles are sized automatically (tile="auto"):
+# a quarter of the machine's memory, at most 8 GiB, so whole B-scans run untiled on ordinary PCs.
+MEMORY_FRACTION = 0.25
+MAX_MEMORY_BUDGET = 8 << 30
 BLEND_MODES = ("gaussian", "constant")
 MLFLOW_SCHEMES = ("runs:/", "models:/")
 
@@ -98,7 +103,8 @@ def prepare_for_inference(
     channels_last: bool = True,
     fold_bn: bool = True,
 ) -> nn.Module:
-    """An eval-mode copy tuned for inference: BatchNorm folded into the convs, channels-last weights.
+    """An eval-mode copy tuned for inference: BatchNorm folded into the convs, the paper layout's HR
+    tail in its faster equivalent form (:mod:`oct_srgan.models.fast_tail`), channels-last weights.
 
     ``precision`` is checked here and applied by :func:`super_resolve` (bf16 autocast); fp32 is the
     default because bf16 costs about 7e-3 max abs error, visible in 16-bit outputs, and is faster
@@ -108,7 +114,7 @@ def prepare_for_inference(
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     model = fold_batchnorm(generator) if fold_bn else copy.deepcopy(generator)
-    model = model.to(device).eval()
+    model = fuse_hr_tail(model).to(device).eval()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
@@ -120,6 +126,49 @@ def _uses_channels_last(model: nn.Module) -> bool:
         if param.ndim == 4 and param.shape[-1] > 1:
             return param.is_contiguous(memory_format=torch.channels_last) and not param.is_contiguous()
     return False
+
+
+def activation_bytes_per_pixel(model: nn.Module, in_channels: int, device: str | torch.device = "cpu") -> float:
+    """Peak float32 activation bytes per LR input pixel of one forward pass, from a probe run.
+
+    Hooks record every leaf module's output size on a small input; the peak is taken as the
+    largest input + output pair of one module (what must coexist), which holds for a feed-forward
+    net whose residual sums keep at most one extra LR-sized map alive.
+    """
+    probe = 16
+    sizes: list[tuple[int, int]] = []
+
+    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        if isinstance(output, torch.Tensor) and inputs and isinstance(inputs[0], torch.Tensor):
+            sizes.append((inputs[0].numel(), output.numel()))
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        with torch.inference_mode():
+            model(torch.zeros(1, in_channels, probe, probe, device=device))
+    finally:
+        for handle in handles:
+            handle.remove()
+    peak = max((a + b for a, b in sizes), default=in_channels)
+    return 4.0 * peak / probe**2 * 1.25
+
+
+def memory_budget() -> int:
+    """Bytes of activations to allow per forward pass: a share of physical memory, capped."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        total = 8 << 30
+    return int(min(total * MEMORY_FRACTION, MAX_MEMORY_BUDGET))
+
+
+def auto_tile(size: tuple[int, int], bytes_per_pixel: float, budget: int | None = None) -> int | None:
+    """None (whole B-scans) when one B-scan of ``size`` LR pixels fits the budget, else the tile side."""
+    budget = memory_budget() if budget is None else budget
+    if size[0] * size[1] * bytes_per_pixel <= budget:
+        return None
+    return max(32, int(math.sqrt(budget / bytes_per_pixel)))
 
 
 def overlap_pixels(overlap: float | int, tile: int) -> int:
@@ -189,7 +238,7 @@ def super_resolve(
     *,
     scale: int,
     upsample_axes: str = "both",
-    tile: int | None = DEFAULT_TILE,
+    tile: int | str | None = "auto",
     overlap: float | int = DEFAULT_OVERLAP,
     batch_size: int = 4,
     device: str | torch.device = "cpu",
@@ -198,7 +247,8 @@ def super_resolve(
 ) -> torch.Tensor:
     """Super-resolve [N,C,h,w] in [0, 1] to [N,C,H,W] clamped to [0, 1] (float32, on the CPU).
 
-    ``tile`` is the largest window side in LR pixels (0/None: whole images); windows may be a few
+    ``tile`` is the largest window side in LR pixels (0/None: whole images; "auto": whole images when
+    they fit :func:`memory_budget`, else the largest tile that does); windows may be a few
     pixels smaller so they fit the image evenly, and a side shorter than the tile is one window, so
     nothing is ever padded. ``overlap`` is a fraction of the tile (< 1) or LR pixels (>= 1), capped
     at half the tile. ``mode`` shapes the fall of the window weights inside the overlap: "gaussian"
@@ -221,6 +271,8 @@ def super_resolve(
 
     lr = lr.detach().float().cpu()
     n, c, h, w = lr.shape
+    if tile == "auto":
+        tile = auto_tile((h, w), activation_bytes_per_pixel(generator, c, device) * min(batch_size, n))
     out_h = h * scale if upsample_axes == "both" else h
     out = torch.empty((n, c, out_h, w * scale), dtype=torch.float32)
     if tile:
@@ -236,6 +288,8 @@ def super_resolve(
             if not tile:
                 sr = predict(chunk).cpu()
             else:
+                from monai.inferers import sliding_window_inference  # 5 s of imports, only when tiling
+
                 sr = sliding_window_inference(chunk, roi, batch_size, predict, overlap=fractions,
                                               roi_weight_map=weights, sw_device=device, device="cpu")
             if sr.shape[1:] != out.shape[1:]:
@@ -250,7 +304,7 @@ def enhance_scan(
     generator: nn.Module,
     info: dict[str, Any],
     *,
-    tile: int | None = DEFAULT_TILE,
+    tile: int | str | None = "auto",
     overlap: float | int = DEFAULT_OVERLAP,
     batch_size: int = 4,
     device: str | torch.device = "cpu",
@@ -260,8 +314,9 @@ def enhance_scan(
     """Super-resolve every B-scan of ``scan``; the result's geometry is rescaled by ``Scan.with_pixels``.
 
     Grey scans go straight into a 1-channel model; a 3-channel (natural-image) model gets the grey
-    B-scan repeated to RGB and its output averaged back to grey. ``progress(done, total)`` is called
-    after each batch of B-scans.
+    B-scan repeated to RGB and its output averaged back to grey. ``tile="auto"`` runs whole B-scans
+    when they fit :func:`memory_budget` and tiles only otherwise. B-scans run one at a time
+    (``batch_size`` tiles per pass when tiled) and ``progress(done, total)`` is called after each.
     """
     channels = int(info["in_channels"])
     if channels not in (1, 3):
@@ -270,14 +325,16 @@ def enhance_scan(
     scale, axes = int(info["scale"]), info["upsample_axes"]
     pixels = scan.pixels
     total, h, w = pixels.shape
+    if tile == "auto":
+        tile = auto_tile((h, w), activation_bytes_per_pixel(generator, channels, device))
     out = np.empty((total, h * scale if axes == "both" else h, w * scale), dtype=np.float32)
-    for start in range(0, total, batch_size):
-        lr = torch.from_numpy(np.ascontiguousarray(pixels[start : start + batch_size], dtype=np.float32))[:, None]
+    for index in range(total):
+        lr = torch.from_numpy(np.ascontiguousarray(pixels[index], dtype=np.float32))[None, None]
         sr = super_resolve(generator, lr.expand(-1, channels, -1, -1), scale=scale, upsample_axes=axes, tile=tile,
                            overlap=overlap, batch_size=batch_size, device=device, precision=precision)
-        out[start : start + len(lr)] = sr.mean(dim=1).numpy()
+        out[index] = sr[0, 0].numpy() if channels == 1 else sr[0].mean(dim=0).numpy()
         if progress is not None:
-            progress(min(start + batch_size, total), total)
+            progress(index + 1, total)
     return scan.with_pixels(out)
 
 
@@ -327,7 +384,7 @@ def enhance_files(
     out_dir: Path | None = None,
     model: str | Path = "default",
     *,
-    tile: int | None = DEFAULT_TILE,
+    tile: int | str | None = "auto",
     overlap: float | int = DEFAULT_OVERLAP,
     batch_size: int = 4,
     device: str | torch.device = "cpu",
@@ -336,6 +393,7 @@ def enhance_files(
     compare: bool = False,
     progress: Callable[[Path, int, int], None] | None = None,
     max_pixels: int | None = scan_io.DEFAULT_MAX_PIXELS,
+    notify: Callable[[str], None] | None = None,
 ) -> EnhanceReport:
     """Enhance every scan found under ``inputs`` into ``out_dir`` (default ``./enhanced``).
 
@@ -343,7 +401,11 @@ def enhance_files(
     Existing outputs are kept unless ``overwrite``; unreadable or unsupported files are skipped with
     their one-line reason. ``compare`` also writes ``<stem>_sr_compare.png`` (bicubic | SR of the
     middle B-scan). ``progress(path, done, total)`` reports B-scans done within each file.
+    ``precision`` "auto" picks per file by :func:`oct_srgan.precision.choose_inference_precision`
+    (bf16 only with native bf16 and 8-bit output); ``notify`` receives one line saying what it chose.
     """
+    if precision != "auto" and precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of auto, {', '.join(PRECISIONS)}, got {precision!r}")
     out_dir = Path(out_dir) if out_dir is not None else Path("enhanced")
     report = EnhanceReport()
     found: dict[Path, None] = {}
@@ -354,7 +416,7 @@ def enhance_files(
             report.skipped.append((Path(item), str(exc)))
     _check_writable(out_dir)
     generator, info = load_generator(model, device)
-    generator = prepare_for_inference(generator, device, precision)
+    generator = prepare_for_inference(generator, device, "fp32" if precision == "auto" else precision)
     scale, axes = int(info["scale"]), info["upsample_axes"]
     derivation = f"oct-srgan x{scale} super-resolution (model {info['source']})"
     report.model = info
@@ -371,9 +433,12 @@ def enhance_files(
             continue
         try:
             scan = scan_io.read_scan(path, max_pixels=max_pixels)
+            chosen, why = choose_inference_precision(precision, device, scan.bit_depth)
+            if notify is not None:
+                notify(f"{path.name}: precision {chosen} ({why})")
             per_file = (lambda done, total, p=path: progress(p, done, total)) if progress else None
             enhanced = enhance_scan(scan, generator, info, tile=tile, overlap=overlap, batch_size=batch_size,
-                                    device=device, precision=precision, progress=per_file)
+                                    device=device, precision=chosen, progress=per_file)
             scan_io.write_scan(enhanced, target, derivation=derivation, overwrite=overwrite)
         except WriteError:
             raise

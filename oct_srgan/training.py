@@ -50,6 +50,7 @@ from .checkpoint import (
 from .config import Config, LossConfig, dump_yaml, flatten, to_dict
 from .devices import resolve_device
 from .errors import DataError, ModelError, TrainingError
+from .precision import training_dtype
 
 KEEP_CHECKPOINTS = 3
 MLFLOW_SCHEMES = ("runs:/", "models:/")
@@ -104,10 +105,9 @@ def _init_dist(device: torch.device) -> _Dist:
 
 
 def _precision(device: torch.device, amp: bool) -> torch.dtype | None:
-    """Autocast dtype: bf16 (or fp16 without bf16 support) on CUDA with ``amp``; None means fp32."""
-    if device.type != "cuda" or not amp:
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    """Autocast dtype with ``amp``: bf16 where native (CUDA, AVX512-BF16/AMX CPUs), fp16 on other
+    GPUs, None (fp32) on CPUs that would only emulate bf16. Master weights stay fp32."""
+    return training_dtype(device) if amp else None
 
 
 # ------------------------------------------------------------------------------------- data

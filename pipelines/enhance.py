@@ -20,11 +20,11 @@ def enhance(
     inputs: list[Path] = typer.Argument(..., help="Scan files or folders (DICOM, NIfTI, PNG/TIFF/JPEG/BMP)."),
     out: Path = typer.Option(Path("enhanced"), "--out", "-o", help="Output folder."),
     model: str = typer.Option("default", "--model", "-m", help="Checkpoint, generator file, runs:/… or models:/… URI, or 'default'."),
-    tile: int = typer.Option(128, "--tile", help="Tile side in LR pixels (0 = whole B-scans)."),
+    tile: Optional[int] = typer.Option(None, "--tile", help="Tile side in LR pixels (0 = whole B-scans; default: whole B-scans when they fit in memory)."),
     overlap: int = typer.Option(32, "--overlap", help="Tile overlap in LR pixels (blended; at most half the tile)."),
-    batch_size: int = typer.Option(4, "--batch-size", help="B-scans (and tiles) per forward pass."),
+    batch_size: int = typer.Option(4, "--batch-size", help="Tiles per forward pass when a B-scan is tiled."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16 (faster only on CPUs/GPUs with native bf16; ~5e-3 max error)."),
+    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 (auto: bf16 only with native bf16 and 8-bit output; bf16 ~7.5e-3 max error)."),
     compare: bool = typer.Option(False, "--compare", help="Also write a bicubic | SR side-by-side PNG."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     no_progress: bool = typer.Option(False, "--no-progress"),
@@ -55,9 +55,10 @@ def enhance(
         bar.update(done - bar.n)
 
     report = enhance_files(
-        inputs, out, model, tile=tile or None, overlap=overlap, batch_size=batch_size, device=dev,
+        inputs, out, model, tile="auto" if tile is None else tile or None, overlap=overlap, batch_size=batch_size, device=dev,
         precision=precision, overwrite=overwrite, compare=compare, progress=progress,
         max_pixels=max_pixels or None,
+        notify=lambda line: tqdm.write(line, file=sys.stderr),
     )
     for bar in bars.values():
         bar.close()

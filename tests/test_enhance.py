@@ -159,7 +159,8 @@ def test_model_for_other_channel_count_is_refused(tmp_path: Path) -> None:
     save_generator_file(path, g.state_dict(), g.spec, {})
     result = enhance(str(DUKE / "subject01" / "1.tif"), "-o", str(tmp_path / "o"), "--model", str(path))
     assert result.exit_code == 2
-    assert result.output.startswith("error: ") and "channels" in result.output
+    last = result.output.splitlines()[-1]
+    assert last.startswith("error: ") and "channels" in last
 
 
 def test_unwritable_output_folder(tmp_path: Path, tiny_generator_file: Path) -> None:

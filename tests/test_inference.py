@@ -134,6 +134,45 @@ def test_prepared_generator_gives_the_same_output(duke_lr: torch.Tensor) -> None
     assert bf16.dtype == torch.float32 and (bf16 - reference).abs().max() < 5e-2
 
 
+def test_prepared_paper_net_computes_no_conv_at_hr_resolution() -> None:
+    """The 9x9 one-channel HR tail runs as its exact 5x5 sub-pixel form at 2x resolution."""
+    net = random_net(3, channels=8, num_blocks=1, norm="batch")
+    fast = inference.prepare_for_inference(net)
+    seen: list[tuple[int, int]] = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: seen.append(tuple(inp[0].shape[-2:])))
+             for m in fast.modules() if isinstance(m, torch.nn.Conv2d)]
+    lr = torch.rand(1, 1, 9, 11).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        out = fast(lr)
+        ref = net(lr.contiguous())
+    for hook in hooks:
+        hook.remove()
+    assert max(seen) == (18, 22)
+    assert (out - ref).abs().max() < 1e-5
+
+
+def test_auto_tile_is_whole_bscans_within_the_budget_else_a_tile() -> None:
+    net = inference.prepare_for_inference(random_net(4, channels=8, num_blocks=1, norm="none"))
+    per_pixel = inference.activation_bytes_per_pixel(net, 1)
+    # The largest pair is the PReLU on 32 channels at 2x (4 positions per LR pixel), in + out,
+    # float32, plus the 25 % margin.
+    assert per_pixel == pytest.approx(4 * (32 * 4 + 32 * 4) * 1.25)
+    assert inference.auto_tile((100, 200), per_pixel, budget=int(100 * 200 * per_pixel)) is None
+    tile = inference.auto_tile((100, 200), per_pixel, budget=int(50 * 50 * per_pixel))
+    assert tile == 50
+
+
+def test_auto_tiling_matches_untiled(duke_lr: torch.Tensor) -> None:
+    net = random_net(5, channels=8, num_blocks=2, norm="batch")
+    lr = duke_lr[..., :64, :96]
+    whole = inference.super_resolve(net, lr, scale=4, tile=0)
+    per_pixel = inference.activation_bytes_per_pixel(net, 1)
+    tile = inference.auto_tile((64, 96), per_pixel, budget=int(48 * 48 * per_pixel))
+    assert tile == 48
+    tiled = inference.super_resolve(net, lr, scale=4, tile=tile)
+    assert (tiled - whole).abs().max() < 1e-3
+
+
 def test_load_generator_from_a_generator_file(tmp_path: Path) -> None:
     net = random_net(7, channels=8, num_blocks=1, upsample_axes="lateral")
     path = save_generator_file(tmp_path / "g.pt", net.state_dict(), net.spec, {"stage": "srgan"})
@@ -188,7 +227,7 @@ def test_enhance_scan_dicom_volume() -> None:
     assert out.geometry.row_spacing == pytest.approx(scan.geometry.row_spacing / 4)
     assert out.geometry.col_spacing == pytest.approx(scan.geometry.col_spacing / 4)
     assert out.geometry.slice_spacing == scan.geometry.slice_spacing
-    assert calls == [(4, 6), (6, 6)]
+    assert calls == [(i, 6) for i in range(1, 7)]
 
 
 def test_enhance_scan_grey_through_an_rgb_model_and_refuses_other_channels() -> None:
