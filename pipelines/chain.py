@@ -10,16 +10,15 @@ from typing import Optional
 
 import typer
 
-from pipelines.common import fail, user_errors
+from oct_srgan.pipelines.common import fail, user_errors
 
 app = typer.Typer(add_completion=False)
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def _stage(args: list[str], env: dict[str, str]) -> None:
     """Run one stage as its own process (so each gets a clean MLflow run) and stop the chain if it fails."""
     typer.echo(f"\n$ oct-srgan {' '.join(args)}")
-    code = subprocess.call([sys.executable, "-m", "pipelines.cli", *args], env=env)
+    code = subprocess.call([sys.executable, "-m", "oct_srgan.pipelines.cli", *args], env=env)
     if code != 0:
         raise fail(f"stage '{args[0]}' failed with exit code {code}; earlier outputs are kept", code)
 
@@ -33,13 +32,14 @@ def chain(
     ),
     out: Path = typer.Option(Path("outputs"), "--out", "-o", help="Folder for the dataset, runs, tables and enhanced scans."),
     full: bool = typer.Option(False, "--full", help="Train the default model's CPU recipe (about an hour) instead of the smoke run."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Stage-1 training config (overrides --full)."),
-    device: str = typer.Option("auto", "--device"),
+    config: Optional[str] = typer.Option(None, "--config", help="Stage-1 training config, a shipped name or a YAML path (overrides --full)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
 ) -> None:
     """preprocess → train → evaluate → enhance, nested under one MLflow parent run."""
     from oct_srgan import tracking
+    from oct_srgan.config import resolve_config
 
-    cfg = config or CONFIGS / ("oct_x4_srresnet.yaml" if full else "smoke.yaml")
+    cfg = resolve_config(config or ("oct_x4_srresnet" if full else "smoke"))
     name = cfg.stem
     data, run_dir = out / "dataset", out / "runs" / name
     with tracking.run("chain", f"chain-{name}", tags={"config": name}) as parent:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines import chain, enhance, evaluate, preprocess, serve, train, ui
+from oct_srgan.pipelines import chain, enhance, evaluate, preprocess, serve, train, ui
 
 app = typer.Typer(
     add_completion=False,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from pipelines.common import user_errors
+from oct_srgan.pipelines.common import user_errors
 
 app = typer.Typer(add_completion=False)
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from oct_srgan.checkpoint import save_generator_file
 from oct_srgan.models import srresnet
-from pipelines.cli import app
+from oct_srgan.pipelines.cli import app
 
 from .conftest import DUKE, FORMATS
 

@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from oct_srgan.prepare import PrepareOptions, prepare_dataset
-from pipelines.cli import app
+from oct_srgan.pipelines.cli import app
 
 from .conftest import DUKE
 
