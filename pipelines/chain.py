@@ -47,7 +47,7 @@ def chain(
         _stage(["preprocess", str(scans), "--out", str(data), "--overwrite"], env)
         _stage(["train", "--config", str(cfg), "--data", str(data), "--out", str(run_dir), "--device", device], env)
         model = run_dir / "generator.pt"
-        _stage(["evaluate", "--model", str(model), "--data", str(data), "--split", "test", "--out", str(out / "evaluate" / name), "--device", device], env)
+        _stage(["evaluate", "--model", str(model), "--data", str(data), "--split", "test", "--out", str(out / "evaluate" / name), "--overwrite", "--device", device], env)
         enhance_model = str(model) if full or config else "default"
         _stage(["enhance", *map(str, enhance_input), "--out", str(out / "enhanced"), "--model", enhance_model, "--overwrite", "--compare", "--device", device], env)
     typer.echo(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Optional
 
@@ -15,6 +16,15 @@ app = typer.Typer(add_completion=False)
 
 def _data_root() -> Path:
     return Path(os.environ.get("OCT_SRGAN_DATA", "../shared/data"))
+
+
+def model_label(model: str) -> str:
+    """A short file-name-safe name of the model argument, so two models never share an output folder."""
+    text = model.rstrip("/")
+    if "://" not in text and ":/" not in text:
+        path = Path(text)
+        text = f"{path.parent.name}-{path.stem}" if path.parent.name not in ("", ".") else path.stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:60] or "model"
 
 
 @app.command()
@@ -31,7 +41,8 @@ def evaluate(
     precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16"),
     limit: int = typer.Option(0, "--limit", help="Evaluate only the first N images (0 = all)."),
     extractor_weights: Optional[str] = typer.Option(None, "--extractor-weights", help="VGG19 weights for the content distance (default: torch hub cache)."),
-    no_progress: bool = typer.Option(False, "--no-progress"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder's tables and figures."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
     """Score a model on every full B-scan of a split (or a natural-image benchmark) against bicubic."""
     from tqdm import tqdm
@@ -70,7 +81,10 @@ def evaluate(
         items = benchmark_items(folder, scale)[: limit or None]
         name, protocol = f"benchmark-{folder.name.lower()}", "srgan-paper"
         shave, y_channel, bits = 4, True, 8
+    name = f"{name}-{model_label(model)}"
     out = out or Path("outputs") / "evaluate" / name
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise DataError(f"{out}: output folder exists (results of an earlier evaluation); pass --overwrite to replace it or choose another --out")
     extractor, extractor_note = optional_extractor(extractor_weights, int(info["in_channels"]))
     methods = methods_for(generator, info, tile=tile or None, overlap=overlap, device=str(dev), precision=precision)
     bar = tqdm(total=len(items), desc="evaluate", unit="img", disable=no_progress, dynamic_ncols=True)
