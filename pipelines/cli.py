@@ -11,6 +11,26 @@ app = typer.Typer(
     no_args_is_help=True,
     help="4x super-resolution for retinal OCT: preprocess → train → evaluate → enhance, tracked in MLflow.",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"oct-srgan {version('oct-srgan')}")
+        except PackageNotFoundError:
+            typer.echo("oct-srgan (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """4x super-resolution for retinal OCT: preprocess → train → evaluate → enhance, tracked in MLflow."""
+
+
 app.command("preprocess")(preprocess.preprocess)
 app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import functools
 import logging
 import os
@@ -12,6 +13,13 @@ from typing import Any, TypeVar
 import typer
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Precision(str, enum.Enum):
+    """Inference precision; Typer lists the values in --help and refuses others in one line."""
+
+    fp32 = "fp32"
+    bf16 = "bf16"
 
 
 def quiet() -> None:

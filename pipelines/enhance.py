@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from oct_srgan.pipelines.common import fail, user_errors
+from oct_srgan.pipelines.common import Precision, fail, user_errors
 
 app = typer.Typer(add_completion=False)
 
@@ -23,7 +23,7 @@ def enhance(
     overlap: int = typer.Option(32, "--overlap", help="Tile overlap in LR pixels (blended; at most half the tile)."),
     batch_size: int = typer.Option(4, "--batch-size", help="B-scans (and tiles) per forward pass."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16 (faster only on CPUs/GPUs with native bf16; ~5e-3 max error)."),
+    precision: Precision = typer.Option(Precision.fp32, "--precision", help="fp32 | bf16 (faster only on CPUs/GPUs with native bf16; ~5e-3 max error)."),
     compare: bool = typer.Option(False, "--compare", help="Also write a bicubic | SR side-by-side PNG."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     no_progress: bool = typer.Option(False, "--no-progress"),
@@ -50,7 +50,7 @@ def enhance(
 
     report = enhance_files(
         inputs, out, model, tile=tile or None, overlap=overlap, batch_size=batch_size, device=dev,
-        precision=precision, overwrite=overwrite, compare=compare, progress=progress,
+        precision=precision.value, overwrite=overwrite, compare=compare, progress=progress,
     )
     for bar in bars.values():
         bar.close()

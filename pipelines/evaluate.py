@@ -9,7 +9,7 @@ from typing import Optional
 
 import typer
 
-from oct_srgan.pipelines.common import user_errors
+from oct_srgan.pipelines.common import Precision, user_errors
 
 app = typer.Typer(add_completion=False)
 
@@ -38,7 +38,7 @@ def evaluate(
     tile: int = typer.Option(128, "--tile", help="Tile side in LR pixels (0 = whole images)."),
     overlap: int = typer.Option(32, "--overlap", help="Tile overlap in LR pixels (at most half the tile)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16"),
+    precision: Precision = typer.Option(Precision.fp32, "--precision", help="fp32 | bf16"),
     limit: int = typer.Option(0, "--limit", help="Evaluate only the first N images (0 = all)."),
     extractor_weights: Optional[str] = typer.Option(None, "--extractor-weights", help="VGG19 weights for the content distance (default: torch hub cache)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder's tables and figures."),
@@ -65,7 +65,7 @@ def evaluate(
         raise DataError("give exactly one of --data DIR or --benchmark set5|set14|PATH")
     dev = resolve_device(device)
     generator, info = load_generator(model, dev)
-    generator = prepare_for_inference(generator, dev, precision)
+    generator = prepare_for_inference(generator, dev, precision.value)
     scale = int(info["scale"])
     tags: dict[str, str] = {"model_source": str(info["source"]), "device": str(dev)}
     if data is not None:
@@ -86,7 +86,7 @@ def evaluate(
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise DataError(f"{out}: output folder exists (results of an earlier evaluation); pass --overwrite to replace it or choose another --out")
     extractor, extractor_note = optional_extractor(extractor_weights, int(info["in_channels"]))
-    methods = methods_for(generator, info, tile=tile or None, overlap=overlap, device=str(dev), precision=precision)
+    methods = methods_for(generator, info, tile=tile or None, overlap=overlap, device=str(dev), precision=precision.value)
     bar = tqdm(total=len(items), desc="evaluate", unit="img", disable=no_progress, dynamic_ncols=True)
 
     def step(done: int, total: int) -> None:
@@ -103,7 +103,7 @@ def evaluate(
             "model": info["source"], "model.scale": scale, "model.upsample_axes": info["upsample_axes"],
             "model.train_run_id": meta.get("run_id", "unknown"), "protocol": protocol, "split": split if data else "-",
             "benchmark": benchmark or "-", "n_images": len(items), "shave": shave, "y_channel": y_channel,
-            "tile": tile, "overlap": overlap, "precision": precision, "content_extractor": extractor_note[:250],
+            "tile": tile, "overlap": overlap, "precision": precision.value, "content_extractor": extractor_note[:250],
         })
         summary = result.summary
         tracking.log_metrics({
