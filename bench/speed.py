@@ -97,7 +97,7 @@ def cli_rows(reps: int, blocks: int) -> None:
                                                              "--overwrite", "--no-progress"],
             "enhance, shipped model, --precision auto": [str(exe), "enhance", str(VOLUME), "-o", f"{tmp}/d",
                                                          "--overwrite", "--no-progress"],
-            "import pipelines.cli only": [sys.executable, "-c", "import pipelines.cli"],
+            "import oct_srgan.pipelines.cli only": [sys.executable, "-c", "import oct_srgan.pipelines.cli"],
         }
         jobs = {name: (lambda cmd=cmd: subprocess.run(cmd, check=True, capture_output=True)) for name, cmd in commands.items()}
         result = median_times(jobs, reps)

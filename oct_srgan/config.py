@@ -201,11 +201,36 @@ def parse_override(item: str) -> dict[str, Any]:
     return out
 
 
+def shipped_configs() -> dict[str, Path]:
+    """The recipes installed with the package (``configs/`` in the repository), by name."""
+    from importlib import resources
+
+    try:
+        folder = resources.files("oct_srgan.configs")
+    except ModuleNotFoundError:
+        return {}
+    return {Path(str(f)).stem: Path(str(f)) for f in folder.iterdir() if str(f).endswith(".yaml")}
+
+
+def resolve_config(name_or_path: str | Path) -> Path:
+    """A config file path, or the shipped recipe of that name (``smoke``, ``oct_x4_srresnet.yaml``)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    shipped = shipped_configs()
+    key = path.name.removesuffix(".yaml").removesuffix(".yml")
+    if path.parent == Path(".") and key in shipped:
+        return shipped[key]
+    names = ", ".join(sorted(shipped)) or "none installed"
+    raise ConfigError(f"{name_or_path}: config file not found (and not a shipped config name: {names})")
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Load a YAML config (``extends:`` another file is allowed), apply ``--set`` overrides, validate."""
+    """Load a YAML config by path or shipped name (``extends:`` another file is allowed), apply
+    ``--set`` overrides, validate."""
     data: dict[str, Any] = {}
     if path is not None:
-        data = _read_yaml(Path(path))
+        data = _read_yaml(resolve_config(path))
     for item in overrides:
         data = _merge(data, parse_override(item))
     return _build(Config, data)

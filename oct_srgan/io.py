@@ -444,6 +444,10 @@ def _write_dicom(scan: Scan, target: Path, derivation: str | None) -> None:
         old = list(src.get("ImageType") or [])
         ds.ImageType = ["DERIVED", "SECONDARY"] + old[2:]
         ds.DerivationDescription = derivation[:1024]
+        # A PACS files the result as its own series beside the source, named for what was done.
+        ds.SeriesNumber = (int(src.get("SeriesNumber") or 0) % 1000) + 1000
+        old_desc = str(src.get("SeriesDescription") or "").strip()
+        ds.SeriesDescription = ((f"{old_desc} " if old_desc else "") + "[oct-srgan super-resolution]")[-64:]
         if "SOPClassUID" in src and "SOPInstanceUID" in src:
             ref = pydicom.Dataset()
             ref.ReferencedSOPClassUID = src.SOPClassUID

@@ -19,6 +19,10 @@ from typing import Any
 DEFAULT_STORE = Path("mlruns")
 EXPERIMENT = "oct-srgan"
 _MAX_PARAM = 6000
+# MLflow 3's UI opens an experiment without this tag on the GenAI "Traces" overview; this value
+# (the UI's CUSTOM_MODEL_DEVELOPMENT kind) makes it open on the runs table.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 
 
 def _quiet() -> None:
@@ -64,10 +68,12 @@ def experiment_id(name: str = EXPERIMENT) -> str:
     configure()
     exp = mlflow.get_experiment_by_name(name)
     if exp is not None:
+        if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            mlflow.MlflowClient().set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return exp.experiment_id
     local = store_dir()
     location = (local / "artifacts").as_uri() if local is not None else None
-    return mlflow.create_experiment(name, artifact_location=location)
+    return mlflow.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
 
 
 def git_commit() -> str:

@@ -10,16 +10,15 @@ from typing import Optional
 
 import typer
 
-from pipelines.common import fail, user_errors
+from oct_srgan.pipelines.common import fail, user_errors
 
 app = typer.Typer(add_completion=False)
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def _stage(args: list[str], env: dict[str, str]) -> None:
     """Run one stage as its own process (so each gets a clean MLflow run) and stop the chain if it fails."""
     typer.echo(f"\n$ oct-srgan {' '.join(args)}")
-    code = subprocess.call([sys.executable, "-m", "pipelines.cli", *args], env=env)
+    code = subprocess.call([sys.executable, "-m", "oct_srgan.pipelines.cli", *args], env=env)
     if code != 0:
         raise fail(f"stage '{args[0]}' failed with exit code {code}; earlier outputs are kept", code)
 
@@ -33,14 +32,15 @@ def chain(
     ),
     out: Path = typer.Option(Path("outputs"), "--out", "-o", help="Folder for the dataset, runs, tables and enhanced scans."),
     full: bool = typer.Option(False, "--full", help="Train the default model's CPU recipe (about an hour) instead of the smoke run."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Stage-1 training config (overrides --full)."),
+    config: Optional[str] = typer.Option(None, "--config", help="Stage-1 training config, a shipped name or a YAML path (overrides --full)."),
     reference: str = typer.Option("average", "--reference", help="Regex on file name stems marking each subject's clean reference scan ('' = none)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
 ) -> None:
     """preprocess → train → evaluate → enhance, nested under one MLflow parent run."""
     from oct_srgan import tracking
+    from oct_srgan.config import resolve_config
 
-    cfg = config or CONFIGS / ("oct_x4_srresnet.yaml" if full else "smoke.yaml")
+    cfg = resolve_config(config or ("oct_x4_srresnet" if full else "smoke"))
     name = cfg.stem
     data, run_dir = out / "dataset", out / "runs" / name
     with tracking.run("chain", f"chain-{name}", tags={"config": name}) as parent:
@@ -48,10 +48,10 @@ def chain(
         _stage(["preprocess", str(scans), "--out", str(data), "--overwrite", *(["--reference", reference] if reference else [])], env)
         _stage(["train", "--config", str(cfg), "--data", str(data), "--out", str(run_dir), "--device", device, "--overwrite"], env)
         model = run_dir / "generator.pt"
-        _stage(["evaluate", "--model", str(model), "--data", str(data), "--split", "test", "--out", str(out / "evaluate" / name), "--device", device], env)
+        _stage(["evaluate", "--model", str(model), "--data", str(data), "--split", "test", "--out", str(out / "evaluate" / name), "--overwrite", "--device", device], env)
         if not (full or config):
             # The shipped default model on the same test subjects, for comparison with the smoke model.
-            _stage(["evaluate", "--model", "default", "--data", str(data), "--split", "test", "--out", str(out / "evaluate" / "default"), "--device", device], env)
+            _stage(["evaluate", "--model", "default", "--data", str(data), "--split", "test", "--out", str(out / "evaluate" / "default"), "--overwrite", "--device", device], env)
         enhance_model = str(model) if full or config else "default"
         _stage(["enhance", *map(str, enhance_input), "--out", str(out / "enhanced"), "--model", enhance_model, "--overwrite", "--compare", "--device", device], env)
     typer.echo(

@@ -4,13 +4,33 @@ from __future__ import annotations
 
 import typer
 
-from pipelines import chain, enhance, evaluate, preprocess, serve, train, ui
+from oct_srgan.pipelines import chain, enhance, evaluate, preprocess, serve, train, ui
 
 app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     help="4x super-resolution for retinal OCT: preprocess → train → evaluate → enhance, tracked in MLflow.",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            typer.echo(f"oct-srgan {version('oct-srgan')}")
+        except PackageNotFoundError:
+            typer.echo("oct-srgan (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """4x super-resolution for retinal OCT: preprocess → train → evaluate → enhance, tracked in MLflow."""
+
+
 app.command("preprocess")(preprocess.preprocess)
 app.command("train")(train.train)
 app.command("evaluate")(evaluate.evaluate)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import functools
 import logging
 import os
@@ -13,6 +14,21 @@ import click
 import typer
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class InferencePrecision(str, enum.Enum):
+    """Precision of enhance: ``auto`` picks bf16 only where it is native and the output is 8-bit."""
+
+    auto = "auto"
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
+class Precision(str, enum.Enum):
+    """Inference precision; Typer lists the values in --help and refuses others in one line."""
+
+    fp32 = "fp32"
+    bf16 = "bf16"
 
 
 def quiet() -> None:

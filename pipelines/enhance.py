@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from oct_srgan.limits import DEFAULT_MAX_PIXELS
-from pipelines.common import fail, user_errors
+from oct_srgan.pipelines.common import InferencePrecision, fail, user_errors
 
 app = typer.Typer(add_completion=False)
 
@@ -24,7 +24,7 @@ def enhance(
     overlap: int = typer.Option(32, "--overlap", help="Tile overlap in LR pixels (blended; at most half the tile)."),
     batch_size: int = typer.Option(4, "--batch-size", help="Tiles per forward pass when a B-scan is tiled."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
-    precision: str = typer.Option("auto", "--precision", help="auto | fp32 | bf16 (auto: bf16 only with native bf16 and 8-bit output; bf16 ~7.5e-3 max error)."),
+    precision: InferencePrecision = typer.Option(InferencePrecision.auto, "--precision", help="auto | fp32 | bf16 (auto: bf16 only with native bf16 and 8-bit output; bf16 ~7.5e-3 max error)."),
     compare: bool = typer.Option(False, "--compare", help="Also write a bicubic | SR side-by-side PNG."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     no_progress: bool = typer.Option(False, "--no-progress"),
@@ -56,7 +56,7 @@ def enhance(
 
     report = enhance_files(
         inputs, out, model, tile="auto" if tile is None else tile or None, overlap=overlap, batch_size=batch_size, device=dev,
-        precision=precision, overwrite=overwrite, compare=compare, progress=progress,
+        precision=precision.value, overwrite=overwrite, compare=compare, progress=progress,
         max_pixels=max_pixels or None,
         notify=lambda line: tqdm.write(line, file=sys.stderr),
     )

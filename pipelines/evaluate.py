@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from pipelines.common import user_errors
+from oct_srgan.pipelines.common import Precision, user_errors
 
 app = typer.Typer(add_completion=False)
 
 
 def _data_root() -> Path:
     return Path(os.environ.get("OCT_SRGAN_DATA", "../shared/data"))
+
+
+def model_label(model: str) -> str:
+    """A short file-name-safe name of the model argument, so two models never share an output folder."""
+    text = model.rstrip("/")
+    if "://" not in text and ":/" not in text:
+        path = Path(text)
+        text = f"{path.parent.name}-{path.stem}" if path.parent.name not in ("", ".") else path.stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:60] or "model"
 
 
 @app.command()
@@ -28,10 +38,11 @@ def evaluate(
     tile: int = typer.Option(128, "--tile", help="Tile side in LR pixels (0 = whole images)."),
     overlap: int = typer.Option(32, "--overlap", help="Tile overlap in LR pixels (at most half the tile)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 | bf16"),
+    precision: Precision = typer.Option(Precision.fp32, "--precision", help="fp32 | bf16"),
     limit: int = typer.Option(0, "--limit", help="Evaluate only the first N images (0 = all)."),
     extractor_weights: Optional[str] = typer.Option(None, "--extractor-weights", help="VGG19 weights for the content distance (default: torch hub cache)."),
-    no_progress: bool = typer.Option(False, "--no-progress"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder's tables and figures."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
     """Score a model on every full B-scan of a split (or a natural-image benchmark) against bicubic."""
     from tqdm import tqdm
@@ -54,7 +65,7 @@ def evaluate(
         raise DataError("give exactly one of --data DIR or --benchmark set5|set14|PATH")
     dev = resolve_device(device)
     generator, info = load_generator(model, dev)
-    generator = prepare_for_inference(generator, dev, precision)
+    generator = prepare_for_inference(generator, dev, precision.value)
     scale = int(info["scale"])
     tags: dict[str, str] = {"model_source": str(info["source"]), "device": str(dev)}
     if data is not None:
@@ -70,9 +81,12 @@ def evaluate(
         items = benchmark_items(folder, scale)[: limit or None]
         name, protocol = f"benchmark-{folder.name.lower()}", "srgan-paper"
         shave, y_channel, bits = 4, True, 8
+    name = f"{name}-{model_label(model)}"
     out = out or Path("outputs") / "evaluate" / name
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise DataError(f"{out}: output folder exists (results of an earlier evaluation); pass --overwrite to replace it or choose another --out")
     extractor, extractor_note = optional_extractor(extractor_weights, int(info["in_channels"]))
-    methods = methods_for(generator, info, tile=tile or None, overlap=overlap, device=str(dev), precision=precision)
+    methods = methods_for(generator, info, tile=tile or None, overlap=overlap, device=str(dev), precision=precision.value)
     bar = tqdm(total=len(items), desc="evaluate", unit="img", disable=no_progress, dynamic_ncols=True)
 
     def step(done: int, total: int) -> None:
@@ -89,7 +103,7 @@ def evaluate(
             "model": info["source"], "model.scale": scale, "model.upsample_axes": info["upsample_axes"],
             "model.train_run_id": meta.get("run_id", "unknown"), "protocol": protocol, "split": split if data else "-",
             "benchmark": benchmark or "-", "n_images": len(items), "shave": shave, "y_channel": y_channel,
-            "tile": tile, "overlap": overlap, "precision": precision, "content_extractor": extractor_note[:250],
+            "tile": tile, "overlap": overlap, "precision": precision.value, "content_extractor": extractor_note[:250],
         })
         summary = result.summary
         tracking.log_params({"target": result.target})

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from pipelines.common import user_errors
+from oct_srgan.pipelines.common import user_errors
 
 app = typer.Typer(add_completion=False)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from oct_srgan.limits import SERVE_MAX_PIXELS
-from pipelines.common import user_errors
+from oct_srgan.pipelines.common import user_errors
 
 app = typer.Typer(add_completion=False)
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from pipelines.common import user_errors
+from oct_srgan.pipelines.common import user_errors
 
 app = typer.Typer(add_completion=False)
 
@@ -17,7 +17,9 @@ INTERRUPTED_EXIT = 130
 @app.command()
 @user_errors
 def train(
-    config: Path = typer.Option(..., "--config", "-c", help="Config YAML, e.g. configs/srresnet.yaml."),
+    config: str = typer.Option(
+        ..., "--config", "-c", help="Config: a shipped name (smoke, oct_x4_srresnet, oct_x4_srgan, srresnet, srgan, cpu, default) or a YAML path."
+    ),
     data: Path = typer.Option(..., "--data", "-d", help="Dataset folder written by 'oct-srgan preprocess'."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder for checkpoints and generator.pt (default: runs/<config name>)."),
     set_: list[str] = typer.Option([], "--set", help="Override a config key, e.g. --set train.lr=1e-5 (repeatable)."),

@@ -8,7 +8,7 @@ import sys
 
 import typer
 
-from pipelines.common import user_errors
+from oct_srgan.pipelines.common import user_errors
 
 app = typer.Typer(add_completion=False)
 

@@ -54,7 +54,7 @@ def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def driver(tmp_path_factory: pytest.TempPathFactory, downloads: Path) -> Iterator[webdriver.Chrome]:
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
     assert not missing, (f"Chromium for the browser test is not installed ({', '.join(missing)} missing): "
-                         "run `apt-get install -y chromium chromium-driver` (Debian packages; .ci/run does this)")
+                         "`bash scripts/test.sh` installs them as root (Debian chromium + chromium-driver)")
     options = Options()
     options.binary_location = str(CHROMIUM)
     for flag in FLAGS:

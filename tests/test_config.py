@@ -52,3 +52,16 @@ def test_override_needs_equals() -> None:
 def test_missing_file_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_config_by_shipped_name_or_path_from_any_folder(tmp_path, monkeypatch) -> None:
+    from oct_srgan.config import ConfigError, load_config, resolve_config
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_config("smoke").name == "smoke.yaml"
+    assert load_config("smoke").name == load_config("smoke.yaml").name == "smoke"
+    own = tmp_path / "mine.yaml"
+    own.write_text("name: mine\n")
+    assert load_config(own).name == "mine"
+    with pytest.raises(ConfigError, match="no_such: config file not found .*smoke"):
+        load_config("no_such")

@@ -36,7 +36,7 @@ def test_torchrun_two_ranks_stay_identical_and_log_one_run(tmp_path: Path, mlflo
     out = tmp_path / "run"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "pipelines.cli", "train", "--config", str(REPO / "configs" / "smoke.yaml"),
+        "-m", "oct_srgan.pipelines.cli", "train", "--config", str(REPO / "configs" / "smoke.yaml"),
         "--data", str(tmp_path / "ds"), "--out", str(out), "--no-progress",
         *[arg for item in overrides for arg in ("--set", item)],
     ]

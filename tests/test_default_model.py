@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from oct_srgan.checkpoint import load_generator_file
 from oct_srgan.inference import DEFAULT_MODEL_FILE
 from oct_srgan.prepare import PrepareOptions, prepare_dataset
-from pipelines.cli import app
+from oct_srgan.pipelines.cli import app
 
 from .conftest import DUKE, FORMATS
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from oct_srgan.checkpoint import save_generator_file
 from oct_srgan.models import srresnet
-from pipelines.cli import app
+from oct_srgan.pipelines.cli import app
 
 from .conftest import DUKE, FORMATS
 
@@ -180,3 +180,19 @@ def test_tiled_output_is_seamless_on_a_real_bscan(tiny_generator_file: Path) -> 
     tiled = super_resolve(g, lr, scale=4, tile=48, overlap=24)
     whole = super_resolve(g, lr, scale=4, tile=None)
     assert (tiled - whole).abs().max() < 1e-3
+
+
+def test_unknown_precision_is_refused_in_one_line_with_the_choices(tmp_path: Path) -> None:
+    scan = tmp_path / "b.png"
+    scan.write_bytes(b"not read")
+    result = CliRunner().invoke(app, ["enhance", str(scan), "--precision", "fp16"])
+    assert result.exit_code == 2
+    flat = " ".join(result.output.replace("│", " ").split())
+    assert "Traceback" not in flat and "Invalid value for '--precision'" in flat and "'fp16' is not one of 'fp32', 'bf16'" in flat
+
+
+def test_version_option_prints_the_installed_version() -> None:
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"oct-srgan {version('oct-srgan')}"

@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
 from oct_srgan.prepare import PrepareOptions, prepare_dataset
-from pipelines.cli import app
+from oct_srgan.pipelines.cli import app
 
 from .conftest import DUKE
 
@@ -81,3 +81,25 @@ def test_missing_dataset_is_one_line(tiny_generator_file: Path, tmp_path: Path) 
     assert result.output.strip().splitlines() == [
         f"error: {tmp_path / 'nope'}: dataset folder not found (create it with 'oct-srgan preprocess ... --out {tmp_path / 'nope'}')"
     ]
+
+
+def test_second_model_never_overwrites_the_first(
+    small_dataset: Path, tiny_generator_file: Path, tmp_path: Path, mlflow_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oct_srgan.pipelines.evaluate import model_label
+
+    monkeypatch.chdir(tmp_path)
+    other = tmp_path / "other" / "generator.pt"
+    other.parent.mkdir()
+    other.write_bytes(tiny_generator_file.read_bytes())
+    args = ("--data", str(small_dataset), "--limit", "1", "--tile", "0")
+    assert evaluate("--model", str(tiny_generator_file), *args).exit_code == 0
+    assert evaluate("--model", str(other), *args).exit_code == 0
+    folders = sorted(p.name for p in (tmp_path / "outputs" / "evaluate").iterdir())
+    assert len(folders) == 2 and folders[0].endswith(model_label(str(other))) != folders[1].endswith(model_label(str(other)))
+    again = evaluate("--model", str(other), *args)
+    assert again.exit_code == 2 and "output folder exists" in again.output and "--overwrite" in again.output
+    assert evaluate("--model", str(other), *args, "--overwrite").exit_code == 0
+    client = MlflowClient()
+    names = {r.info.run_name for r in client.search_runs([client.get_experiment_by_name("oct-srgan").experiment_id])}
+    assert len(names) == 2 and all(model_label(str(other)) in n or "tiny_x4" in n for n in names)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from oct_srgan import io as scan_io
 from oct_srgan.inference import enhance_files
-from pipelines.cli import app
+from oct_srgan.pipelines.cli import app
 from tests.test_hardening_serve import bomb_png
 
 

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from oct_srgan import io as scan_io
 from oct_srgan.prepare import PrepareOptions, prepare_dataset
-from pipelines.cli import app
+from oct_srgan.pipelines.cli import app
 from tests.test_hardening_serve import bomb_png
 
 FORMATS = Path(__file__).resolve().parents[2] / "shared" / "data" / "oct" / "formats"

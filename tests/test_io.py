@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 from pathlib import Path
 
 import nibabel as nib
@@ -259,6 +262,24 @@ def test_resized_multiframe_dicom(volume, tmp_path):
     assert ds.DerivationDescription == "x2 test"
     assert ds.SourceImageSequence[0].ReferencedSOPInstanceUID == src.SOPInstanceUID
     np.testing.assert_array_equal(ds.pixel_array, upsample2(src.pixel_array))
+
+
+def test_derived_dicom_is_filed_as_its_own_named_series(volume, tmp_path):
+    out = write_scan(volume.with_pixels(upsample2(volume.pixels)), tmp_path / "sr.dcm", derivation="x2 test")
+    src, ds = volume.header, pydicom.dcmread(out)
+    assert int(ds.SeriesNumber) != int(src.get("SeriesNumber") or 0) and int(ds.SeriesNumber) >= 1000
+    assert "super-resolution" in ds.SeriesDescription and len(ds.SeriesDescription) <= 64
+    assert ds.SourceImageSequence[0].ReferencedSOPClassUID == src.SOPClassUID
+
+
+@pytest.mark.skipif(shutil.which("dciodvfy") is None, reason="dciodvfy (Debian dicom3tools) not installed; scripts/test.sh installs it as root")
+def test_derived_dicom_adds_no_dciodvfy_errors(volume, tmp_path):
+    def errors(path):
+        text = subprocess.run(["dciodvfy", str(path)], capture_output=True, text=True).stderr
+        return {line.split(" - ", 1)[-1] for line in text.splitlines() if line.startswith("Error")}
+
+    out = write_scan(volume.with_pixels(upsample2(volume.pixels)), tmp_path / "sr.dcm", derivation="x2 test")
+    assert errors(out) <= errors(VOLUME_DCM)
 
 
 def test_resized_16bit_dicom_top_level_spacing(tmp_path):

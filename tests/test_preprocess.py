@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from oct_srgan.config import DegradationConfig
 from oct_srgan.errors import DataError
 from oct_srgan.prepare import PrepareOptions, prepare_dataset, split_groups
-from pipelines.cli import app
+from oct_srgan.pipelines.cli import app
 
 from .conftest import DUKE, FORMATS
 

@@ -312,7 +312,7 @@ def test_listen_on_a_taken_port_is_one_line_error() -> None:
 def test_serve_command_reports_a_missing_model_in_one_line(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from pipelines.serve import app
+    from oct_srgan.pipelines.serve import app
 
     result = CliRunner().invoke(app, ["--model", str(tmp_path / "none.pt"), "--device", "cpu"])
     assert result.exit_code == 2
@@ -326,7 +326,7 @@ def test_serve_command_serves_until_ctrl_c_and_removes_its_uploads(model_file: P
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     log = tmp_path / "serve.log"
-    command = [sys.executable, "-c", "from pipelines.serve import app; app()", "--model", str(model_file),
+    command = [sys.executable, "-c", "from oct_srgan.pipelines.serve import app; app()", "--model", str(model_file),
                "--port", str(port), "--device", "cpu", "--tile", "0"]
     with log.open("wb") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

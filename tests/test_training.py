@@ -339,7 +339,7 @@ def test_step_sampler_batches_depend_only_on_seed_step_and_rank() -> None:
 
 
 def test_cli_trains_and_reports_one_line_errors(patch_data: Path, tmp_path: Path) -> None:
-    from pipelines.train import app
+    from oct_srgan.pipelines.train import app
 
     runner = CliRunner()
     out = tmp_path / "cli"
