@@ -5,8 +5,10 @@ from __future__ import annotations
 import typer
 
 from oct_srgan.pipelines import chain, enhance, evaluate, preprocess, serve, train, ui
+from oct_srgan.pipelines.common import OneLineErrors
 
 app = typer.Typer(
+    cls=OneLineErrors,
     add_completion=False,
     no_args_is_help=True,
     help="4x super-resolution for retinal OCT: preprocess → train → evaluate → enhance, tracked in MLflow.",

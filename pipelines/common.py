@@ -10,8 +10,12 @@ import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import click
 import typer
+
+try:  # typer >= 0.26 carries its own copy of click; older versions use click itself
+    from typer._click import Context, exceptions as click_errors
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import Context, exceptions as click_errors
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,6 +33,32 @@ class Precision(str, enum.Enum):
 
     fp32 = "fp32"
     bf16 = "bf16"
+
+
+class OneLineErrors(typer.core.TyperGroup):
+    """The ``oct-srgan`` group: a usage error (bad choice, unknown option) is one ``error:`` line, exit 2.
+
+    Typer would print a framed usage box; every other refusal of the tool is one line, so these are too.
+    """
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Context | None = None,
+                     **extra: Any) -> Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click_errors.UsageError as exc:
+            raise _usage_line(exc) from None
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click_errors.UsageError as exc:
+            raise _usage_line(exc) from None
+
+
+def _usage_line(exc: click_errors.UsageError) -> Exception:
+    if isinstance(exc, click_errors.NoArgsIsHelpError):
+        return exc
+    return fail(" ".join(exc.format_message().split()), exc.exit_code)
 
 
 def quiet() -> None:
@@ -65,7 +95,7 @@ def user_errors(fn: F) -> F:
                 raise
             where = f"{exc.filename}: " if exc.filename else ""
             raise fail(f"{where}{exc.strerror or exc}") from None
-        except (typer.Exit, typer.Abort, click.exceptions.ClickException):
+        except (typer.Exit, typer.Abort, click_errors.ClickException):
             raise
         except MemoryError:
             raise fail("out of memory (lower --max-pixels, --tile or --batch-size)") from None

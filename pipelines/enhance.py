@@ -36,10 +36,6 @@ def enhance(
     from oct_srgan.devices import resolve_device
     from oct_srgan.inference import enhance_files
 
-    from oct_srgan.inference import PRECISIONS
-
-    if precision not in PRECISIONS:
-        raise fail(f"--precision {precision!r}: must be one of {', '.join(PRECISIONS)}")
     for p in inputs:
         if not p.exists():
             raise fail(f"{p}: input path does not exist")
