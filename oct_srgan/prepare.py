@@ -9,7 +9,11 @@ With ``reference`` (a regex on the file name stem, e.g. ``average``), the matchi
 is its clean reference: every scan of the group (the reference included, so clean inputs stay
 clean) is an *input* whose row names the reference B-scan it is scored and trained against
 (B-scan i of a volume <-> B-scan i of the reference; a single-B-scan reference serves every B-scan).
-All scans of such a group are cropped to their common area so the pairs align pixel for pixel.
+All scans of such a group are cropped to their common area; with ``register`` (the default) each
+input B-scan is then aligned to its reference by the integer translation that phase correlation finds
+(single acquisitions drift by up to ~20 lateral / ~6 axial pixels against the average in the Duke
+set), and both are cropped to their overlap, so no pixel is interpolated and the pairs align pixel for
+pixel. A shift beyond ``MAX_REGISTRATION_SHIFT`` of a side means the pairing is wrong and is refused.
 """
 
 from __future__ import annotations
@@ -57,9 +61,13 @@ MANIFEST_COLUMNS = [
     "hr_sha256",
     "ref_path",
     "is_reference",
+    "ref_shift_y",
+    "ref_shift_x",
 ]
 # A group's scans may differ by a few rows/columns (export padding); more than this is not one location.
 MAX_REFERENCE_MISMATCH = 8
+# Registration shifts beyond this fraction of a side are not one location seen twice.
+MAX_REGISTRATION_SHIFT = 0.1
 
 
 @dataclass
@@ -73,6 +81,7 @@ class PrepareOptions:
     group_pattern: str | None = None
     bscan_axis: int | None = None
     reference: str | None = None
+    register: bool = True
     degradation: DegradationConfig = field(default_factory=DegradationConfig)
 
 
@@ -154,6 +163,37 @@ def _crop_common(scans: list[tuple[Path, str, Any]], ref: tuple[Path, str, Any])
     h = min(s.pixels.shape[-2] for _, _, s in scans)
     w = min(s.pixels.shape[-1] for _, _, s in scans)
     return [(p, r, dataclasses.replace(s, pixels=s.pixels[..., :h, :w])) for p, r, s in scans]
+
+
+def registration_shift(moving: np.ndarray, fixed: np.ndarray) -> tuple[int, int]:
+    """Integer (dy, dx) with ``fixed[y, x] ~ moving[y - dy, x - dx]``, by phase correlation (scikit-image).
+
+    Integer shifts keep both images exact (no resampling of the reference or the input).
+    """
+    from skimage.registration import phase_cross_correlation
+
+    shift, _, _ = phase_cross_correlation(fixed, moving, normalization=None)
+    return int(round(float(shift[0]))), int(round(float(shift[1])))
+
+
+def overlap(moving: np.ndarray, fixed: np.ndarray, shift: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The parts of ``moving`` and ``fixed`` that show the same tissue after ``shift`` (same shape)."""
+    h, w = moving.shape[-2:]
+    (dy, dx) = shift
+    m = moving[..., max(0, -dy): h - max(0, dy), max(0, -dx): w - max(0, dx)]
+    f = fixed[..., max(0, dy): h - max(0, -dy), max(0, dx): w - max(0, -dx)]
+    return m, f
+
+
+def _register(path: Path, ref_path: Path, moving: np.ndarray, fixed: np.ndarray) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
+    shift = registration_shift(moving, fixed)
+    h, w = moving.shape[-2:]
+    if abs(shift[0]) > MAX_REGISTRATION_SHIFT * h or abs(shift[1]) > MAX_REGISTRATION_SHIFT * w:
+        raise DataError(
+            f"{path}: registration to reference {ref_path} found a shift of {shift[0]} rows, {shift[1]} columns "
+            f"(more than {MAX_REGISTRATION_SHIFT:.0%} of the B-scan; not the same location, or use --no-register)"
+        )
+    return (shift, *overlap(moving, fixed, shift))
 
 
 def _to_u16(img: np.ndarray) -> np.ndarray:
@@ -264,6 +304,7 @@ def prepare_dataset(
             ref = refs[0] if refs else None
             if ref is not None:
                 scans = _crop_common(scans, ref)
+                ref = next(s for s in scans if s[0] == ref[0])
             ref_rels: dict[int, str] = {}
             if ref is not None:
                 ref_scan_id = short_hash(ref[1], 16)[:12]
@@ -278,9 +319,17 @@ def prepare_dataset(
                         f"{path}: {len(pixels)} B-scans cannot pair with the {len(ref_rels)} of reference {ref[0]}"
                     )
                 geo = scan.geometry
+                is_ref = ref is not None and path == ref[0]
                 for b, hr in enumerate(pixels):
-                    hr16 = _to_u16(hr)
                     stem = f"{split}/{group_id}/{scan_id}_{b:03d}"
+                    ref_rel, shift = (ref_rels.get(b, ref_rels.get(0, "")), (0, 0)) if ref is not None else ("", (0, 0))
+                    if ref is not None and options.register and not is_ref:
+                        rb = b if len(ref_rels) > 1 else 0
+                        shift, hr, ref_hr = _register(path, ref[0], scan.pixels[b], ref[2].pixels[rb])
+                        hr, ref_hr = (_crop_to_scale(x, options.scale, options.degradation.axes) for x in (hr, ref_hr))
+                        ref_rel = f"{split}/{group_id}/{Path(ref_rels[rb]).name.rsplit('_', 1)[0]}_ref_{scan_id}_{b:03d}.png"
+                        _write_png16(tmp / ref_rel, _to_u16(ref_hr))
+                    hr16 = _to_u16(hr)
                     hr_rel = f"{stem}_hr.png"
                     _write_png16(tmp / hr_rel, hr16)
                     lr_rel, lr_shape = "", (0, 0)
@@ -313,8 +362,10 @@ def prepare_dataset(
                             "bit_depth": scan.bit_depth,
                             "source_hash": source_hash,
                             "hr_sha256": hashlib.sha256(hr16.tobytes()).hexdigest(),
-                            "ref_path": ref_rels.get(b, ref_rels.get(0, "")) if ref is not None else "",
-                            "is_reference": ref is not None and path == ref[0],
+                            "ref_path": ref_rel,
+                            "is_reference": is_ref,
+                            "ref_shift_y": shift[0],
+                            "ref_shift_x": shift[1],
                         }
                     )
         for _ in ticks:
@@ -388,6 +439,8 @@ def tracking_params(report: PrepareReport, options: PrepareOptions) -> dict[str,
         "n_skipped": len(report.skipped),
         "reference": "yes" if options.reference else "no",
         "n_bscans_with_reference": int((m["ref_path"] != "").sum()),
+        "register": options.register if options.reference else "n/a",
+        "max_abs_ref_shift_px": int(m[["ref_shift_y", "ref_shift_x"]].abs().to_numpy().max()) if len(m) else 0,
     }
     for s in SPLITS:
         part = m[m["split"] == s]

@@ -29,6 +29,9 @@ def preprocess(
     reference: Optional[str] = typer.Option(
         None, "--reference", help="Regex on the file name stem marking each group's clean reference scan (e.g. 'average'): every scan of the group is paired with it."
     ),
+    register: bool = typer.Option(
+        True, "--register/--no-register", help="Align each input B-scan to its reference by an integer translation (phase correlation) and crop both to their overlap."
+    ),
     degradation: str = typer.Option("bicubic", "--degradation", help="bicubic | area"),
     axes: str = typer.Option("both", "--axes", help="both | lateral (A-scan decimation only)"),
     speckle: float = typer.Option(0.0, "--speckle", help="Std of multiplicative speckle added to the LR (0 = none)."),
@@ -51,6 +54,7 @@ def preprocess(
         group_pattern=group_pattern,
         bscan_axis=bscan_axis,
         reference=reference,
+        register=register,
         degradation=deg,
     )
     import re

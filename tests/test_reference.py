@@ -176,3 +176,47 @@ def test_oct_rois_cnr_enl_epi_match_hand_computation() -> None:
     hand = float(np.corrcoef(a.ravel(), r.ravel())[0, 1])
     inner = metrics.epi(img[1:-1, 1:-1], ref[1:-1, 1:-1])
     assert 0 < metrics.epi(img, ref) < 1 and hand == pytest.approx(metrics.epi(img, ref), abs=0.05) and inner > 0
+
+
+def test_registration_aligns_a_shifted_scan_to_its_reference_exactly(tmp_path: Path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    scene = (rng.random((140, 180)) * 255).astype(np.uint8)
+    folder = tmp_path / "src" / "s1"
+    folder.mkdir(parents=True)
+    Image.fromarray(scene[10:130, 10:170]).save(folder / "average.png")
+    Image.fromarray(scene[16:136, 3:163]).save(folder / "scan.png")  # average[y, x] == scan[y - 6, x + 7]
+    report = prepare_dataset([tmp_path / "src"], tmp_path / "out",
+                             PrepareOptions(val_fraction=0, test_fraction=0, reference="average"))
+    row = report.manifest[report.manifest["is_reference"].astype(str) == "False"].iloc[0]
+    assert (row.ref_shift_y, row.ref_shift_x) == (6, -7)
+    hr = np.asarray(Image.open(tmp_path / "out" / row.hr_path))
+    ref = np.asarray(Image.open(tmp_path / "out" / row.ref_path))
+    assert hr.shape == ref.shape == (112, 152) and np.array_equal(hr, ref)
+
+
+def test_registration_off_keeps_the_top_left_pairing(tmp_path: Path) -> None:
+    from PIL import Image
+
+    scene = (np.random.default_rng(4).random((140, 180)) * 255).astype(np.uint8)
+    folder = tmp_path / "src" / "s1"
+    folder.mkdir(parents=True)
+    Image.fromarray(scene[10:130, 10:170]).save(folder / "average.png")
+    Image.fromarray(scene[16:136, 3:163]).save(folder / "scan.png")
+    report = prepare_dataset([tmp_path / "src"], tmp_path / "out",
+                             PrepareOptions(val_fraction=0, test_fraction=0, reference="average", register=False))
+    assert (report.manifest[["ref_shift_y", "ref_shift_x"]] == 0).all().all()
+    assert set(report.manifest["height"]) == {120} and set(report.manifest["width"]) == {160}
+
+
+def test_a_shift_too_large_for_one_location_is_refused_naming_both_files(tmp_path: Path) -> None:
+    from PIL import Image
+
+    scene = (np.random.default_rng(5).random((200, 200)) * 255).astype(np.uint8)
+    folder = tmp_path / "src" / "s1"
+    folder.mkdir(parents=True)
+    Image.fromarray(scene[0:120, 0:120]).save(folder / "average.png")
+    Image.fromarray(scene[40:160, 0:120]).save(folder / "scan.png")
+    with pytest.raises(DataError, match=r"scan\.png.*average\.png.*shift of"):
+        prepare_dataset([tmp_path / "src"], tmp_path / "out", PrepareOptions(val_fraction=0, test_fraction=0, reference="average"))
