@@ -74,6 +74,13 @@ def preprocess(
         tqdm.write(f"skipped: {reason}", file=sys.stderr)
 
     report = prepare_dataset(inputs, out, options, overwrite=overwrite, progress=bar, on_skip=on_skip)
+    # Folder names identify subjects: the console only, never the MLflow run (which gets the count).
+    for pair in report.joined:
+        typer.echo(
+            f"warning: {pair.n_bscans} identical B-scan(s) in {pair.folders[0]} and {pair.folders[1]}; "
+            "both groups kept in one split",
+            err=True,
+        )
     with tracking.run("preprocess", f"preprocess-{report.dataset_hash[:8]}", tags={"dataset_hash": report.dataset_hash}) as run:
         tracking.log_params(tracking_params(report, options))
         tracking.log_artifact(report.out / "manifest.csv", "dataset")
