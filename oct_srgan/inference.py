@@ -232,6 +232,22 @@ def blend_weights(roi: tuple[int, int], size: tuple[int, int], overlap: int, mod
     return torch.outer(profiles[0], profiles[1]).float()
 
 
+def tiles_per_image(size: tuple[int, int], tile: int | None, overlap: float | int = DEFAULT_OVERLAP) -> int:
+    """Windows :func:`super_resolve` runs over one [h, w] image (1 untiled), so progress has a total up front.
+
+    MONAI places windows every ``step`` plus one flush with the image end: ceil((size - roi) / step) + 1
+    per axis, with ``roi`` and ``step`` from :func:`axis_layout`.
+    """
+    if not tile:
+        return 1
+    pixels = overlap_pixels(overlap, tile)
+    count = 1
+    for extent in size:
+        roi, step = axis_layout(extent, tile, pixels)
+        count *= 1 if extent <= roi else math.ceil((extent - roi) / step) + 1
+    return count
+
+
 def super_resolve(
     generator: nn.Module,
     lr: torch.Tensor,
@@ -244,6 +260,7 @@ def super_resolve(
     device: str | torch.device = "cpu",
     precision: str = "fp32",
     mode: str = "gaussian",
+    progress: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """Super-resolve [N,C,h,w] in [0, 1] to [N,C,H,W] clamped to [0, 1] (float32, on the CPU).
 
@@ -252,7 +269,9 @@ def super_resolve(
     pixels smaller so they fit the image evenly, and a side shorter than the tile is one window, so
     nothing is ever padded. ``overlap`` is a fraction of the tile (< 1) or LR pixels (>= 1), capped
     at half the tile. ``mode`` shapes the fall of the window weights inside the overlap: "gaussian"
-    (smooth) or "constant" (a step at overlap/2, i.e. plain cropping).
+    (smooth) or "constant" (a step at overlap/2, i.e. plain cropping). ``progress(k)`` is called after
+    every forward pass with the k images (untiled) or windows (tiled) it finished, so a progress bar
+    moves while one large image is still being tiled (:func:`tiles_per_image` gives the total).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -267,7 +286,10 @@ def super_resolve(
         x = x.to(device).contiguous(memory_format=memory_format)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
             y = generator(x)
-        return y.float().contiguous()
+        y = y.float().contiguous()
+        if progress is not None:
+            progress(int(x.shape[0]))
+        return y
 
     lr = lr.detach().float().cpu()
     n, c, h, w = lr.shape
@@ -310,13 +332,17 @@ def enhance_scan(
     device: str | torch.device = "cpu",
     precision: str = "fp32",
     progress: Callable[[int, int], None] | None = None,
+    on_start: Callable[[int, str], None] | None = None,
 ) -> scan_io.Scan:
     """Super-resolve every B-scan of ``scan``; the result's geometry is rescaled by ``Scan.with_pixels``.
 
     Grey scans go straight into a 1-channel model; a 3-channel (natural-image) model gets the grey
     B-scan repeated to RGB and its output averaged back to grey. ``tile="auto"`` runs whole B-scans
     when they fit :func:`memory_budget` and tiles only otherwise. B-scans run one at a time
-    (``batch_size`` tiles per pass when tiled) and ``progress(done, total)`` is called after each.
+    (``batch_size`` tiles per pass when tiled). ``progress(done, total)`` counts what really
+    finishes: tile windows after every forward pass when B-scans are tiled, else B-scans, with
+    ``total`` fixed before the first pass, so a progress bar's rate and estimate are real;
+    ``on_start(total, unit)`` says beforehand which it is ("tile" or "B-scan").
     """
     channels = int(info["in_channels"])
     if channels not in (1, 3):
@@ -328,13 +354,23 @@ def enhance_scan(
     if tile == "auto":
         tile = auto_tile((h, w), activation_bytes_per_pixel(generator, channels, device))
     out = np.empty((total, h * scale if axes == "both" else h, w * scale), dtype=np.float32)
+    windows = tiles_per_image((h, w), tile, overlap)
+    if on_start is not None:
+        on_start(total * windows, "tile" if windows > 1 else "B-scan")
+    done = 0
+
+    def finished(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress is not None:
+            progress(done, total * windows)
+
     for index in range(total):
         lr = torch.from_numpy(np.ascontiguousarray(pixels[index], dtype=np.float32))[None, None]
         sr = super_resolve(generator, lr.expand(-1, channels, -1, -1), scale=scale, upsample_axes=axes, tile=tile,
-                           overlap=overlap, batch_size=batch_size, device=device, precision=precision)
+                           overlap=overlap, batch_size=batch_size, device=device, precision=precision,
+                           progress=finished)
         out[index] = sr[0, 0].numpy() if channels == 1 else sr[0].mean(dim=0).numpy()
-        if progress is not None:
-            progress(index + 1, total)
     return scan.with_pixels(out)
 
 
@@ -379,6 +415,28 @@ def write_comparison(path: Path, lr: np.ndarray, sr: np.ndarray, scale: int, axe
     return path
 
 
+def output_plan(inputs: list[Path], out: Path, suffix: str = "_sr") -> Path | None:
+    """The one output file ``out`` names, or None when ``out`` is a folder; refuses what cannot work.
+
+    ``out`` with a scan extension (``.dcm``, ``.nii.gz``, ``.png``...) that is not an existing folder
+    names the output file itself: allowed for exactly one input file of the same format, so that
+    ``-o out.dcm`` never becomes a folder called ``out.dcm`` nor a DICOM saved under another format.
+    """
+    if not suffix or any(sep in suffix for sep in ("/", "\\", os.sep)):
+        raise OctSrganError(f"--suffix {suffix!r}: must be non-empty text without a path separator")
+    wanted = scan_io.format_of_name(out)
+    if wanted is None or out.is_dir():
+        return None
+    if len(inputs) != 1 or not Path(inputs[0]).is_file():
+        what = "the input is a folder" if len(inputs) == 1 else f"there are {len(inputs)} inputs"
+        raise OctSrganError(f"{out}: -o names one output file, but {what}; give -o a folder instead")
+    source = scan_io.scan_format(inputs[0])
+    if source != wanted:
+        raise OctSrganError(f"{out}: -o is a {wanted} file name but {inputs[0]} is {source}; "
+                            f"name the output with the input's extension (a scan keeps its format)")
+    return out
+
+
 def enhance_files(
     inputs: list[Path],
     out_dir: Path | None = None,
@@ -394,19 +452,27 @@ def enhance_files(
     progress: Callable[[Path, int, int], None] | None = None,
     max_pixels: int | None = scan_io.DEFAULT_MAX_PIXELS,
     notify: Callable[[str], None] | None = None,
+    suffix: str = "_sr",
+    on_start: Callable[[Path, int, str], None] | None = None,
 ) -> EnhanceReport:
     """Enhance every scan found under ``inputs`` into ``out_dir`` (default ``./enhanced``).
 
-    Each output is ``<stem>_sr<ext>`` in the input's format, written atomically by ``io.write_scan``.
-    Existing outputs are kept unless ``overwrite``; unreadable or unsupported files are skipped with
-    their one-line reason. ``compare`` also writes ``<stem>_sr_compare.png`` (bicubic | SR of the
-    middle B-scan). ``progress(path, done, total)`` reports B-scans done within each file.
-    ``precision`` "auto" picks per file by :func:`oct_srgan.precision.choose_inference_precision`
-    (bf16 only with native bf16 and 8-bit output); ``notify`` receives one line saying what it chose.
+    Each output is ``<stem><suffix><ext>`` in the input's format, written atomically by
+    ``io.write_scan``; an ``out_dir`` with a scan extension is the output file itself for one input
+    file (see :func:`output_plan`). Existing outputs are kept unless ``overwrite``, and an input is
+    never written over; unreadable or unsupported files are skipped with their one-line reason.
+    ``compare`` also writes ``<output stem>_compare.png`` (bicubic | SR of the middle B-scan).
+    ``progress(path, done, total)`` reports tiles or B-scans done within each file, and
+    ``on_start(path, total, unit)`` which of the two before its first (see :func:`enhance_scan`). ``precision`` "auto" picks per file by
+    :func:`oct_srgan.precision.choose_inference_precision` (bf16 only with native bf16 and 8-bit
+    output); ``notify`` receives one line saying what it chose.
     """
     if precision != "auto" and precision not in PRECISIONS:
         raise ValueError(f"precision must be one of auto, {', '.join(PRECISIONS)}, got {precision!r}")
     out_dir = Path(out_dir) if out_dir is not None else Path("enhanced")
+    out_file = output_plan([Path(p) for p in inputs], out_dir, suffix)
+    if out_file is not None:
+        out_dir = out_file.parent
     report = EnhanceReport()
     found: dict[Path, None] = {}
     for item in inputs:
@@ -423,13 +489,16 @@ def enhance_files(
     claimed: dict[Path, Path] = {}
     for path in found:
         stem, ext = _split_name(path)
-        target = out_dir / f"{stem}_sr{ext}"
+        target = out_file if out_file is not None else out_dir / f"{stem}{suffix}{ext}"
         if target in claimed:
             report.skipped.append((path, f"{path}: same output name {target.name} as {claimed[target]}"))
             continue
         claimed[target] = path
+        if target.resolve() == path.resolve():
+            report.skipped.append((path, f"{path}: the output would replace the input; choose another -o or --suffix"))
+            continue
         if target.exists() and not overwrite:
-            report.skipped.append((path, f"{path}: output {target} already exists (use overwrite to replace it)"))
+            report.skipped.append((path, f"{path}: output {target} already exists (use --overwrite to replace it)"))
             continue
         try:
             scan = scan_io.read_scan(path, max_pixels=max_pixels)
@@ -437,8 +506,9 @@ def enhance_files(
             if notify is not None:
                 notify(f"{path.name}: precision {chosen} ({why})")
             per_file = (lambda done, total, p=path: progress(p, done, total)) if progress else None
+            starting = (lambda total, unit, p=path: on_start(p, total, unit)) if on_start else None
             enhanced = enhance_scan(scan, generator, info, tile=tile, overlap=overlap, batch_size=batch_size,
-                                    device=device, precision=chosen, progress=per_file)
+                                    device=device, precision=chosen, progress=per_file, on_start=starting)
             scan_io.write_scan(enhanced, target, derivation=derivation, overwrite=overwrite)
         except WriteError:
             raise
@@ -448,6 +518,6 @@ def enhance_files(
         report.written.append((path, target))
         if compare:
             mid = scan.pixels.shape[0] // 2
-            report.comparisons.append(write_comparison(out_dir / f"{stem}_sr_compare.png", scan.pixels[mid],
-                                                       enhanced.pixels[mid], scale, axes))
+            compare_path = target.parent / f"{_split_name(target)[0]}_compare.png"
+            report.comparisons.append(write_comparison(compare_path, scan.pixels[mid], enhanced.pixels[mid], scale, axes))
     return report

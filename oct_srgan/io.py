@@ -39,6 +39,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,7 @@ from monai.data import ImageReader, NibabelReader, PILReader, PydicomReader
 from monai.transforms import LoadImage, MapTransform
 from monai.utils import ensure_tuple
 from PIL import Image, PngImagePlugin
+from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
@@ -234,8 +236,27 @@ def _format_of(path: Path) -> str:
     raise ScanError(f"{path}: unsupported file type '{path.suffix}' (expected {', '.join(SCAN_SUFFIXES)})")
 
 
+def scan_format(path: str | Path) -> str:
+    """Format of an existing scan file (dicom, nifti, png, tiff, jpeg, bmp), from its name or DICOM marker."""
+    return _format_of(Path(path))
+
+
+def format_of_name(path: str | Path) -> str | None:
+    """Format a file name's scan suffix stands for (``out.nii.gz`` -> nifti), None without one."""
+    suffix = _known_suffix(Path(path))
+    return _FORMAT_BY_SUFFIX[suffix] if suffix else None
+
+
+# Advice a library addresses to its programmers ("Use force=True to force reading."): it names no flag
+# of ours, so the user could not follow it; dropped from messages passed on.
+_LIBRARY_ADVICE = re.compile(r"[^.;]*\b(?:use|set|pass)\s+\w+=\w+[^.;]*[.;]?", re.IGNORECASE)
+
+
 def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    """``exc`` as one line of at most 200 characters, without advice about library keyword arguments."""
+    if isinstance(exc, InvalidDicomError):
+        return "not a DICOM file (no DICOM file meta header and no 'DICM' marker)"
+    text = " ".join(_LIBRARY_ADVICE.sub("", str(exc)).split()).rstrip(" .;,") or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
 
 
@@ -395,6 +416,89 @@ def _set_pixel_spacing(ds: pydicom.Dataset, geometry: Geometry) -> None:
         if "PixelSpacing" in holder:
             holder.PixelSpacing = value
 
+# CID 7203 "Image Derivation": super-resolution changes the pixel grid, i.e. spatial resampling.
+DERIVATION_CODE = ("113085", "DCM", "Spatial resampling")
+# CID 7202 "Source Image Purpose of Reference": the source was the input of an image processing step
+# (121320 "Uncompressed predecessor" is for lossy-compressed copies, which this is not).
+SOURCE_PURPOSE_CODE = ("121322", "DCM", "Source image for image processing operation")
+
+
+def _code_item(code: tuple[str, str, str]) -> pydicom.Dataset:
+    item = pydicom.Dataset()
+    item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = code
+    return item
+
+
+def _source_reference(src: pydicom.Dataset, frame: int | None = None) -> pydicom.Dataset:
+    """An Image SOP Instance Reference and Purpose item pointing at ``src`` (one frame when given)."""
+    ref = pydicom.Dataset()
+    ref.ReferencedSOPClassUID = src.SOPClassUID
+    ref.ReferencedSOPInstanceUID = src.SOPInstanceUID
+    if frame is not None:
+        ref.ReferencedFrameNumber = frame
+    ref.PurposeOfReferenceCodeSequence = [_code_item(SOURCE_PURPOSE_CODE)]
+    return ref
+
+
+def _derivation_item(src: pydicom.Dataset, derivation: str, frame: int | None) -> pydicom.Dataset:
+    """One Derivation Image Sequence item (the enhanced IODs' Derivation Image functional group)."""
+    item = pydicom.Dataset()
+    item.DerivationDescription = derivation[:1024]
+    item.DerivationCodeSequence = [_code_item(DERIVATION_CODE)]
+    item.SourceImageSequence = [_source_reference(src, frame)]
+    return item
+
+
+def _mark_derived(ds: pydicom.Dataset, src: pydicom.Dataset, derivation: str) -> None:
+    """Say in ``ds`` that it was derived from ``src`` where the IOD puts it, so a PACS files and links it.
+
+    Single-frame objects (General Image module) carry Derivation Description, Derivation Code
+    Sequence and Source Image Sequence at the top level. Functional-group objects (Ophthalmic
+    Tomography, enhanced IODs) hold them in the Derivation Image functional group, per frame when the
+    source has per-frame groups (each frame referencing its source frame), and list the source in
+    the Common Instance Reference module. They keep a top-level Derivation Description as well
+    (a standard attribute outside their IOD: dciodvfy warns, no error) because viewers and our own
+    tools show that one and not the functional groups.
+    """
+    old = list(src.get("ImageType") or [])
+    ds.ImageType = ["DERIVED", "SECONDARY"] + old[2:]
+    # A PACS files the result as its own series beside the source, named for what was done.
+    ds.SeriesNumber = (int(src.get("SeriesNumber") or 0) % 1000) + 1000
+    old_desc = str(src.get("SeriesDescription") or "").strip()
+    ds.SeriesDescription = ((f"{old_desc} " if old_desc else "") + "[oct-srgan super-resolution]")[-64:]
+    for keyword in ("DerivationCodeSequence", "SourceImageSequence"):
+        if keyword in ds:
+            delattr(ds, keyword)
+    has_ids = "SOPClassUID" in src and "SOPInstanceUID" in src
+    per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    ds.DerivationDescription = derivation[:1024]
+    if per_frame is None and shared is None:
+        ds.DerivationCodeSequence = [_code_item(DERIVATION_CODE)]
+        if has_ids:
+            ds.SourceImageSequence = [_source_reference(src)]
+        return
+    if not has_ids:
+        return
+    for group in list(per_frame or []) + list(shared or []):
+        if "DerivationImageSequence" in group:
+            del group.DerivationImageSequence
+    if per_frame:
+        for index, group in enumerate(per_frame, start=1):
+            group.DerivationImageSequence = [_derivation_item(src, derivation, index)]
+    else:
+        if not shared:
+            ds.SharedFunctionalGroupsSequence = [pydicom.Dataset()]
+        ds.SharedFunctionalGroupsSequence[0].DerivationImageSequence = [_derivation_item(src, derivation, None)]
+    if "SeriesInstanceUID" in src:
+        instance = pydicom.Dataset()
+        instance.ReferencedSOPClassUID = src.SOPClassUID
+        instance.ReferencedSOPInstanceUID = src.SOPInstanceUID
+        series = pydicom.Dataset()
+        series.SeriesInstanceUID = src.SeriesInstanceUID
+        series.ReferencedInstanceSequence = [instance]
+        ds.ReferencedSeriesSequence = [series]
+
 
 def _write_dicom(scan: Scan, target: Path, derivation: str | None) -> None:
     """Source dataset with new pixels at the source bit depth; RGB sources are written MONOCHROME2."""
@@ -441,18 +545,7 @@ def _write_dicom(scan: Scan, target: Path, derivation: str | None) -> None:
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     ds.SeriesInstanceUID = generate_uid()
     if derivation:
-        old = list(src.get("ImageType") or [])
-        ds.ImageType = ["DERIVED", "SECONDARY"] + old[2:]
-        ds.DerivationDescription = derivation[:1024]
-        # A PACS files the result as its own series beside the source, named for what was done.
-        ds.SeriesNumber = (int(src.get("SeriesNumber") or 0) % 1000) + 1000
-        old_desc = str(src.get("SeriesDescription") or "").strip()
-        ds.SeriesDescription = ((f"{old_desc} " if old_desc else "") + "[oct-srgan super-resolution]")[-64:]
-        if "SOPClassUID" in src and "SOPInstanceUID" in src:
-            ref = pydicom.Dataset()
-            ref.ReferencedSOPClassUID = src.SOPClassUID
-            ref.ReferencedSOPInstanceUID = src.SOPInstanceUID
-            ds.SourceImageSequence = [ref]
+        _mark_derived(ds, src, derivation)
     ds.save_as(target, enforce_file_format=True)
 
 
@@ -547,7 +640,7 @@ def _read_nifti(path: Path, bscan_axis: int | None) -> Scan:
         if bscan_axis is not None:
             b = bscan_axis % len(source_shape)
             if b not in spatial:
-                raise ScanError(f"{path}: bscan_axis {bscan_axis} is not a spatial axis of {source_shape}")
+                raise ScanError(f"{path}: --bscan-axis {bscan_axis} is not a spatial axis of {source_shape}")
         else:
             b = max(spatial, key=lambda a: (zoom[a], -source_shape[a], a))
         h, w = _plane_order(*[a for a in spatial if a != b], zoom)
@@ -801,7 +894,8 @@ def write_scan(scan: Scan, path: str | Path, derivation: str | None = None, over
     """Write ``scan`` atomically in its source format; ``derivation`` says how it was made.
 
     DICOM gets new SOP Instance and Series Instance UIDs, and with ``derivation`` ImageType
-    DERIVED/SECONDARY, Derivation Description and a Source Image reference.
+    DERIVED/SECONDARY, a new Series Number and Description, and the derivation (description, code
+    "Spatial resampling", Source Image reference) where the IOD holds it (see ``_mark_derived``).
     """
     path = Path(path)
     suffix = _known_suffix(path)
@@ -816,7 +910,7 @@ def write_scan(scan: Scan, path: str | Path, derivation: str | None = None, over
     except ScanError:
         raise
     except FileExistsError:
-        raise OutputExistsError(f"{path}: output already exists (use overwrite to replace it)") from None
+        raise OutputExistsError(f"{path}: output already exists (use --overwrite to replace it)") from None
     except OSError as exc:
         raise WriteError(f"{path}: cannot write: {exc.strerror or _one_line(exc)}") from None
     except Exception as exc:

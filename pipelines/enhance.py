@@ -18,7 +18,8 @@ app = typer.Typer(add_completion=False)
 @user_errors
 def enhance(
     inputs: list[Path] = typer.Argument(..., help="Scan files or folders (DICOM, NIfTI, PNG/TIFF/JPEG/BMP)."),
-    out: Path = typer.Option(Path("enhanced"), "--out", "-o", help="Output folder."),
+    out: Path = typer.Option(Path("enhanced"), "--out", "-o", help="Output folder, or the output file (e.g. out.dcm) for one input file of that format."),
+    suffix: str = typer.Option("_sr", "--suffix", help="Appended to each input's name for its output in the folder (scan.dcm -> scan_sr.dcm)."),
     model: str = typer.Option("default", "--model", "-m", help="Checkpoint, generator file, runs:/… or models:/… URI, or 'default'."),
     tile: Optional[int] = typer.Option(None, "--tile", help="Tile side in LR pixels (0 = whole B-scans; default: whole B-scans when they fit in memory)."),
     overlap: int = typer.Option(32, "--overlap", help="Tile overlap in LR pixels (blended; at most half the tile)."),
@@ -27,7 +28,7 @@ def enhance(
     precision: InferencePrecision = typer.Option(InferencePrecision.auto, "--precision", help="auto | fp32 | bf16 (auto: bf16 only with native bf16 and 8-bit output; bf16 ~7.5e-3 max error)."),
     compare: bool = typer.Option(False, "--compare", help="Also write a bicubic | SR side-by-side PNG."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
-    no_progress: bool = typer.Option(False, "--no-progress"),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar (it counts tiles, or B-scans when untiled)."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Largest decoded scan (samples over all B-scans) read; 0 = no limit."),
 ) -> None:
     """Super-resolve scans 4x, keeping format, bit depth and geometry (spacing / affine updated)."""
@@ -42,18 +43,19 @@ def enhance(
     dev = resolve_device(device)
     bars: dict[Path, tqdm] = {}
 
+    def start(path: Path, total: int, unit: str) -> None:
+        for old in bars.values():
+            old.close()
+        bars[path] = tqdm(total=total, desc=path.name[:40], unit=unit, disable=no_progress, dynamic_ncols=True)
+
     def progress(path: Path, done: int, total: int) -> None:
-        bar = bars.get(path)
-        if bar is None:
-            for old in bars.values():
-                old.close()
-            bar = bars[path] = tqdm(total=total, desc=path.name[:40], unit="B-scan", disable=no_progress, dynamic_ncols=True)
+        bar = bars[path]
         bar.update(done - bar.n)
 
     report = enhance_files(
         inputs, out, model, tile="auto" if tile is None else tile or None, overlap=overlap, batch_size=batch_size, device=dev,
-        precision=precision.value, overwrite=overwrite, compare=compare, progress=progress,
-        max_pixels=max_pixels or None,
+        precision=precision.value, overwrite=overwrite, compare=compare, progress=progress, on_start=start,
+        max_pixels=max_pixels or None, suffix=suffix,
         notify=lambda line: tqdm.write(line, file=sys.stderr),
     )
     for bar in bars.values():

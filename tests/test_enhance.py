@@ -197,3 +197,94 @@ def test_version_option_prints_the_installed_version() -> None:
 
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"oct-srgan {version('oct-srgan')}"
+
+
+@pytest.fixture()
+def small_dicom(tmp_path: Path) -> Path:
+    """A 30x40 single-frame DICOM with the real fixture's header (fast to enhance)."""
+    from oct_srgan.io import read_scan, write_scan
+
+    scan = read_scan(FORMATS / "oct_bscan16_s14.dcm")
+    return write_scan(scan.with_pixels(scan.pixels[:, 200:230, 400:440]), tmp_path / "in" / "small.dcm")
+
+
+def one_error_line(result) -> str:
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
+    return lines[0]
+
+
+def test_output_file_name_writes_exactly_that_file(small_dicom: Path, tmp_path: Path, tiny_generator_file: Path) -> None:
+    target = tmp_path / "out.dcm"
+    result = enhance(str(small_dicom), "-o", str(target), "--model", str(tiny_generator_file), "--compare")
+    assert result.exit_code == 0, result.output
+    assert target.is_file() and pydicom.dcmread(target).pixel_array.shape == (120, 160)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "mlruns", "out.dcm", "out_compare.png"]
+    assert f"-> {target}" in result.output
+
+
+def test_output_file_name_is_refused_for_several_inputs_or_a_folder(small_dicom: Path, tmp_path: Path,
+                                                                    tiny_generator_file: Path) -> None:
+    other = small_dicom.parent / "other.dcm"
+    other.write_bytes(small_dicom.read_bytes())
+    target = tmp_path / "out.dcm"
+    line = one_error_line(enhance(str(small_dicom), str(other), "-o", str(target), "--model", str(tiny_generator_file)))
+    assert "2 inputs" in line and "folder" in line
+    line = one_error_line(enhance(str(small_dicom.parent), "-o", str(target), "--model", str(tiny_generator_file)))
+    assert "the input is a folder" in line
+    assert not target.exists()
+
+
+def test_output_file_extension_must_match_the_input_format(small_dicom: Path, tmp_path: Path,
+                                                           tiny_generator_file: Path) -> None:
+    line = one_error_line(enhance(str(small_dicom), "-o", str(tmp_path / "out.png"), "--model", str(tiny_generator_file)))
+    assert "out.png" in line and "png" in line and "dicom" in line
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_existing_folder_named_like_a_file_is_still_a_folder(small_dicom: Path, tmp_path: Path,
+                                                             tiny_generator_file: Path) -> None:
+    folder = tmp_path / "looks.dcm"
+    folder.mkdir()
+    assert enhance(str(small_dicom), "-o", str(folder), "--model", str(tiny_generator_file)).exit_code == 0
+    assert [p.name for p in folder.iterdir()] == ["small_sr.dcm"]
+
+
+def test_suffix_names_the_outputs_in_a_folder(tmp_path: Path, tiny_generator_file: Path) -> None:
+    src = tmp_path / "in.png"
+    Image.fromarray((np.random.default_rng(0).random((20, 30)) * 255).astype(np.uint8)).save(src)
+    out = tmp_path / "out"
+    result = enhance(str(src), "-o", str(out), "--suffix", "_x4", "--model", str(tiny_generator_file), "--compare")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["in_x4.png", "in_x4_compare.png"]
+    line = one_error_line(enhance(str(src), "-o", str(out), "--suffix", "a/b", "--model", str(tiny_generator_file)))
+    assert "--suffix" in line
+
+
+def test_output_never_replaces_its_input(tmp_path: Path, tiny_generator_file: Path) -> None:
+    src = tmp_path / "in.png"
+    Image.fromarray(np.zeros((20, 30), dtype=np.uint8)).save(src)
+    before = src.read_bytes()
+    result = enhance(str(src), "-o", str(src), "--model", str(tiny_generator_file), "--overwrite")
+    assert result.exit_code == 1 and "would replace the input" in result.output
+    assert src.read_bytes() == before
+
+
+def test_existing_output_message_names_the_real_flag(tmp_path: Path, tiny_generator_file: Path) -> None:
+    src = tmp_path / "in.png"
+    Image.fromarray(np.zeros((20, 30), dtype=np.uint8)).save(src)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "in_sr.png").write_bytes(b"mine")
+    result = enhance(str(src), "-o", str(tmp_path / "out"), "--model", str(tiny_generator_file))
+    assert "use --overwrite to replace it" in result.output
+
+
+def test_text_file_named_dcm_is_skipped_in_one_line_without_library_advice(tmp_path: Path,
+                                                                           tiny_generator_file: Path) -> None:
+    bad = tmp_path / "x.dcm"
+    bad.write_text("just some text\n")
+    result = enhance(str(bad), "-o", str(tmp_path / "out"), "--model", str(tiny_generator_file))
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    skipped = [line for line in result.output.splitlines() if line.startswith("skipped: ")]
+    assert len(skipped) == 1 and "x.dcm" in skipped[0] and "not a DICOM file" in skipped[0]
+    assert "force" not in result.output.lower()

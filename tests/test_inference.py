@@ -15,7 +15,7 @@ from torch.optim.swa_utils import AveragedModel
 from oct_srgan import inference
 from oct_srgan.checkpoint import save_checkpoint, save_generator_file
 from oct_srgan.errors import ModelError, OctSrganError
-from oct_srgan.io import read_scan
+from oct_srgan.io import Geometry, Scan, read_scan
 from oct_srgan.models import srresnet
 from oct_srgan.transforms import downscale
 
@@ -279,3 +279,43 @@ def test_enhance_files_overwrite_and_unwritable_folder(tmp_path: Path, tiny_mode
     with pytest.raises(OctSrganError) as err:
         inference.enhance_files([src], blocker / "sub", str(tiny_model))
     assert "sub" in str(err.value) and "\n" not in str(err.value)
+
+
+def _grey_scan(h: int, w: int, n: int = 1) -> Scan:
+    pixels = np.random.default_rng(3).random((n, h, w), dtype=np.float32)
+    return Scan(pixels, Geometry(), "png", 8, "MONOCHROME2", None, None)
+
+
+def test_progress_of_one_tiled_bscan_counts_tiles_as_they_finish() -> None:
+    net = inference.prepare_for_inference(random_net(5, channels=2, num_blocks=0, norm="none"))
+    info = {"scale": 4, "in_channels": 1, "upsample_axes": "both", "source": "test"}
+    starts: list[tuple[int, str]] = []
+    calls: list[tuple[int, int]] = []
+    inference.enhance_scan(_grey_scan(70, 100), net, info, tile=32, overlap=8, batch_size=2,
+                           progress=lambda done, total: calls.append((done, total)),
+                           on_start=lambda total, unit: starts.append((total, unit)))
+    total = inference.tiles_per_image((70, 100), 32, 8)
+    assert starts == [(total, "tile")] and total > 2
+    assert len(calls) > 1 and all(t == total for _, t in calls)
+    dones = [d for d, _ in calls]
+    assert dones == sorted(dones) and all(b - a <= 2 for a, b in zip([0] + dones, dones))
+    assert dones[-1] == total  # the windows MONAI really ran are the ones announced up front
+
+
+@pytest.mark.parametrize("size,tile,overlap", [((70, 100), 32, 8), ((450, 900), 128, 32), ((33, 200), 48, 0.25)])
+def test_tiles_per_image_matches_monai_window_count(size: tuple[int, int], tile: int, overlap: float) -> None:
+    pixels = inference.overlap_pixels(overlap, tile)
+    layout = [inference.axis_layout(s, tile, pixels) for s in size]
+    slices = dense_patch_slices(size, tuple(r for r, _ in layout), tuple(step for _, step in layout))
+    assert inference.tiles_per_image(size, tile, overlap) == len(slices)
+
+
+def test_progress_of_untiled_bscans_counts_bscans() -> None:
+    net = inference.prepare_for_inference(random_net(5, channels=2, num_blocks=0, norm="none"))
+    info = {"scale": 4, "in_channels": 1, "upsample_axes": "both", "source": "test"}
+    scan = _grey_scan(20, 30, n=3)
+    starts: list[tuple[int, str]] = []
+    calls: list[tuple[int, int]] = []
+    inference.enhance_scan(scan, net, info, tile=0, progress=lambda d, t: calls.append((d, t)),
+                           on_start=lambda total, unit: starts.append((total, unit)))
+    assert starts == [(3, "B-scan")] and calls == [(1, 3), (2, 3), (3, 3)]
