@@ -2,13 +2,24 @@
 
 The weights travel as the portable generator file (an artifact of the model), never as a pickled
 module: our own inference downloads the artifacts and reads that file with
-``torch.load(weights_only=True)``; the pyfunc wrapper only holds code, imported from the installed
-``oct_srgan`` package.
+``torch.load(weights_only=True)``; the pyfunc wrapper only holds code. That code (the ``oct_srgan``
+package, without its bundled weights) is carried with the model as ``code_paths`` and the
+requirements are the package's own dependencies pinned to public versions, so the model's
+environment can be rebuilt from a package registry alone (``mlflow models serve`` without
+``--env-manager local``).
+
+Evaluations are written back to the model: headline metrics on the LoggedModel, tags, a
+description and the ``evaluated`` alias on its registered version.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +36,22 @@ from .errors import ModelError
 
 ARTIFACT_KEY = "generator"
 MODEL_NAME = "model"
+SHA_TAG = "generator_sha256"
+EVALUATED_ALIAS = "evaluated"
+# Always in the model's environment; the rest are oct-srgan's declared dependencies.
+_BASE_REQUIREMENTS = ("mlflow", "torch", "monai", "numpy")
+# Left out of the copy of the package carried with a model: the shipped default weights (the model
+# has its own) and the web UI's static files.
+_CODE_IGNORE = ("__pycache__", "*.pyc", "weights", "web")
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
 class OctSrganModel(mlflow.pyfunc.PythonModel):
-    """pyfunc wrapper: float32 [N, 1, h, w] in [0, 1] → float32 [N, 1, H, W] clamped to [0, 1]."""
+    """pyfunc wrapper: float32 [N, C, h, w] in [0, 1] → float32 [N, C, H, W] clamped to [0, 1].
+
+    Large inputs are tiled by :func:`oct_srgan.inference.super_resolve` (tiles sized to the
+    memory budget), so a whole B-scan or volume stack does not exhaust a server's memory.
+    """
 
     # Inputs are checked against the tensor signature given at logging time; this tells MLflow not to
     # look for type hints on ``predict`` (it otherwise warns on every import and log).
@@ -38,16 +61,36 @@ class OctSrganModel(mlflow.pyfunc.PythonModel):
         from .models import build_generator
 
         state_dict, spec, _ = load_generator_file(context.artifacts[ARTIFACT_KEY])
+        self.spec = spec
         self.generator = build_generator(spec).eval()
         self.generator.load_state_dict(state_dict)
 
     def predict(self, context, model_input, params: dict[str, Any] | None = None):
-        x = torch.as_tensor(np.asarray(model_input, dtype=np.float32))
-        if x.ndim != 4:
-            raise ValueError(f"expected an array [N, C, h, w], got shape {tuple(x.shape)}")
-        with torch.inference_mode():
-            y = self.generator(x).clamp_(0.0, 1.0)
+        from .inference import super_resolve
+
+        x = check_input(model_input, int(self.spec.get("in_channels", 1)))
+        y = super_resolve(self.generator, torch.from_numpy(x), scale=int(self.spec["scale"]),
+                          upsample_axes=str(self.spec.get("upsample_axes", "both")), tile="auto")
         return y.numpy()
+
+
+def check_input(model_input: Any, in_channels: int) -> np.ndarray:
+    """The input as float32 [N, C, h, w]; a wrong shape, NaN/inf or values outside [0, 1] are a ValueError.
+
+    The generator was trained on intensities scaled to [0, 1]; 8/16-bit counts or NaN would give
+    silently wrong images, so they are refused with a message saying what was found.
+    """
+    x = np.asarray(model_input, dtype=np.float32)
+    if x.ndim != 4 or x.shape[1] != in_channels or x.size == 0:
+        raise ValueError(f"expected a non-empty float array [N, {in_channels}, h, w], got shape {tuple(x.shape)}")
+    finite = np.isfinite(x)
+    if not finite.all():
+        raise ValueError(f"input holds {int((~finite).sum())} NaN or infinite value(s); expected intensities in [0, 1]")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < 0.0 or hi > 1.0:
+        raise ValueError(f"input values must lie in [0, 1] (intensities divided by the bit depth's maximum), "
+                         f"found [{lo:.6g}, {hi:.6g}]")
+    return np.ascontiguousarray(x)
 
 
 def _signature(in_channels: int) -> ModelSignature:
@@ -56,14 +99,47 @@ def _signature(in_channels: int) -> ModelSignature:
     return ModelSignature(inputs=Schema([spec]), outputs=Schema([spec]))
 
 
-def _requirements() -> list[str]:
+def _public_version(dist: str) -> str | None:
+    """The installed version without a local label (``2.13.0+cpu`` → ``2.13.0``): a registry has no local builds."""
+    try:
+        return importlib.metadata.version(dist).split("+", 1)[0]
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def requirements() -> list[str]:
+    """pip requirements of the logged model: mlflow, torch and oct-srgan's dependencies, pinned to the
+    installed public versions. oct-srgan itself is not listed: its code travels with the model."""
+    names = list(_BASE_REQUIREMENTS)
+    try:
+        declared = importlib.metadata.requires("oct-srgan") or []
+    except importlib.metadata.PackageNotFoundError:
+        declared = []
+    for req in declared:
+        if "extra ==" in req.replace('"', "").replace("'", ""):
+            continue
+        m = _REQUIREMENT_NAME.match(req)
+        if m and m.group(1).lower() not in {n.lower() for n in names}:
+            names.append(m.group(1))
     pins = []
-    for dist in ("torch", "monai", "numpy", "mlflow"):
-        try:
-            pins.append(f"{dist}=={importlib.metadata.version(dist)}")
-        except importlib.metadata.PackageNotFoundError:
-            pins.append(dist)
-    return pins + ["oct-srgan"]
+    for name in names:
+        version = _public_version(name)
+        pins.append(f"{name}=={version}" if version else name)
+    return pins
+
+
+def _code_copy(tmp: Path) -> Path:
+    """A copy of the ``oct_srgan`` package for ``code_paths``, without weights or caches."""
+    package = Path(__file__).resolve().parent
+    return Path(shutil.copytree(package, tmp / package.name, ignore=shutil.ignore_patterns(*_CODE_IGNORE)))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def log_generator_model(
@@ -74,29 +150,36 @@ def log_generator_model(
 ) -> str:
     """Log the generator file as a pyfunc model in the active run; register it when a name is given.
 
+    The LoggedModel is tagged with the file's sha256, so an evaluation of the file (or of a training
+    output folder) finds it; a registered version gets the alias ``latest-<stage>``.
     Returns the model URI (``models:/<name>/<version>`` when registered, else the logged model's URI).
     """
     generator_file = Path(generator_file)
     _, spec, _ = load_generator_file(generator_file)
-    info = mlflow.pyfunc.log_model(
-        name=MODEL_NAME,
-        python_model=OctSrganModel(),
-        artifacts={ARTIFACT_KEY: str(generator_file)},
-        signature=_signature(int(spec.get("in_channels", 1))),
-        input_example=np.asarray(input_example, dtype=np.float32),
-        pip_requirements=_requirements(),
-        registered_model_name=registered_name,
-        tags={"stage": stage},
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        info = mlflow.pyfunc.log_model(
+            name=MODEL_NAME,
+            python_model=OctSrganModel(),
+            artifacts={ARTIFACT_KEY: str(generator_file)},
+            code_paths=[str(_code_copy(Path(tmp)))],
+            signature=_signature(int(spec.get("in_channels", 1))),
+            input_example=np.asarray(input_example, dtype=np.float32),
+            pip_requirements=requirements(),
+            registered_model_name=registered_name,
+            tags={"stage": stage, SHA_TAG: file_sha256(generator_file)},
+        )
     if registered_name and info.registered_model_version is not None:
         version = str(info.registered_model_version)
-        mlflow.MlflowClient().set_model_version_tag(registered_name, version, "stage", stage)
+        client = mlflow.MlflowClient()
+        client.set_model_version_tag(registered_name, version, "stage", stage)
+        client.set_registered_model_alias(registered_name, f"latest-{stage}", version)
         return f"models:/{registered_name}/{version}"
     return info.model_uri
 
 
 def download_generator_file(model_uri: str, dst: Path | None = None) -> Path:
-    """Download an MLflow model's artifacts and return the generator file inside them."""
+    """Download an MLflow model's artifacts (``runs:/``, ``models:/name/N``, ``models:/name@alias``,
+    ``models:/m-…``) and return the generator file inside them."""
     tracking.configure()
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst) if dst else None))
@@ -107,3 +190,116 @@ def download_generator_file(model_uri: str, dst: Path | None = None) -> Path:
     if not found:
         raise ModelError(f"{model_uri}: MLflow model has no artifacts/{ARTIFACT_KEY}*.pt file")
     return found[0]
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """Where a model lives in MLflow: its LoggedModel and, when registered, its version."""
+
+    model_id: str | None
+    name: str | None = None
+    version: str | None = None
+
+    @property
+    def registered_uri(self) -> str | None:
+        return f"models:/{self.name}/{self.version}" if self.name and self.version else None
+
+
+def _model_id_of(version: Any) -> str | None:
+    """The LoggedModel of a registered version: its ``model_id``, which the SQL registry leaves empty,
+    else its source URI ``models:/<model id>``."""
+    if version.model_id:
+        return str(version.model_id)
+    source = str(version.source or "")
+    rest = source[len("models:/") :] if source.startswith("models:/") else ""
+    return rest if rest and "/" not in rest and "@" not in rest else None
+
+
+def _version_of(client: Any, model_id: str, run_id: str | None) -> tuple[str | None, str | None]:
+    """The registered (name, version) made from a LoggedModel, found through its source run."""
+    if not run_id:
+        return None, None
+    versions = [v for v in client.search_model_versions(f"run_id = '{run_id}'") if _model_id_of(v) == model_id]
+    if not versions:
+        return None, None
+    newest = max(versions, key=lambda v: int(v.version))
+    return newest.name, str(newest.version)
+
+
+def _registry_version(client: Any, rest: str) -> Any:
+    """The ModelVersion of ``name/N``, ``name/latest`` or ``name@alias``."""
+    if "@" in rest:
+        name, alias = rest.rsplit("@", 1)
+        return client.get_model_version_by_alias(name, alias)
+    name, version = rest.rsplit("/", 1)
+    if version == "latest":
+        return max(client.search_model_versions(f"name = '{name}'"), key=lambda v: int(v.version))
+    return client.get_model_version(name, version)
+
+
+def find_model_record(source: str, generator_file: Path | None) -> ModelRecord | None:
+    """The LoggedModel (and registered version) behind an evaluated model, or None when it was never logged.
+
+    ``models:/`` URIs are looked up in the registry; a ``runs:/`` URI, a generator file or a
+    training output folder by the sha256 of the generator file, which the training export tags.
+    """
+    tracking.configure()
+    client = mlflow.MlflowClient()
+    try:
+        if source.startswith("models:/"):
+            rest = source[len("models:/") :].strip("/")
+            if "@" in rest or "/" in rest:
+                mv = _registry_version(client, rest)
+                return ModelRecord(_model_id_of(mv), mv.name, str(mv.version))
+            logged = client.get_logged_model(rest)
+            return ModelRecord(logged.model_id, *_version_of(client, logged.model_id, logged.source_run_id))
+        if generator_file is None or not Path(generator_file).is_file():
+            return None
+        experiments = [e.experiment_id for e in client.search_experiments()]
+        if not experiments:
+            return None
+        found = client.search_logged_models(
+            experiment_ids=experiments, filter_string=f"tags.{SHA_TAG} = '{file_sha256(Path(generator_file))}'",
+            order_by=[{"field_name": "creation_timestamp", "ascending": False}], max_results=1,
+        )
+    except mlflow.exceptions.MlflowException:
+        return None
+    if not found:
+        return None
+    logged = found[0]
+    return ModelRecord(logged.model_id, *_version_of(client, logged.model_id, logged.source_run_id))
+
+
+def _description(tags: dict[str, str]) -> str:
+    """One line per evaluated scope (split or benchmark), rebuilt from the version's ``eval.*`` tags."""
+    scopes = sorted({k.split(".")[1] for k in tags if k.startswith("eval.") and k.count(".") >= 2})
+    lines = []
+    for scope in scopes:
+        def tag(key: str) -> str | None:
+            return tags.get(f"eval.{scope}.{key}")
+
+        parts = []
+        for metric, label, fmt in (("psnr", "PSNR", "{:.2f} dB"), ("ssim", "SSIM", "{:.3f}"), ("ms_ssim", "MS-SSIM", "{:.3f}")):
+            value, gain = tag(f"model.{metric}"), tag(f"model_minus_bicubic.{metric}")
+            if value is not None:
+                text = f"{label} {fmt.format(float(value))}"
+                parts.append(text + (f" ({float(gain):+.3g} vs bicubic)" if gain is not None else ""))
+        where = f"dataset {tag('dataset_hash')}, " if tag("dataset_hash") else ""
+        lines.append(f"- {scope} ({where}{tag('n_images') or '?'} images, evaluate run {tag('run_id')}): " + ", ".join(parts))
+    return "Evaluations (oct-srgan evaluate):\n" + "\n".join(lines) if lines else ""
+
+
+def record_evaluation(record: ModelRecord, scope: str, metrics: dict[str, float], info: dict[str, str],
+                      set_alias: bool) -> None:
+    """Write an evaluation onto the registered version: ``eval.<scope>.*`` tags, a description listing
+    every evaluated scope and, when ``set_alias``, the ``evaluated`` alias (the LoggedModel's metrics
+    are logged by the evaluate run itself, with ``model_id``)."""
+    if not (record.name and record.version):
+        return
+    client = mlflow.MlflowClient()
+    for key, value in {**{k: f"{v:.6g}" for k, v in metrics.items()}, **info}.items():
+        client.set_model_version_tag(record.name, record.version, f"eval.{scope}.{key}", str(value))
+    tags = dict(client.get_model_version(record.name, record.version).tags)
+    client.update_model_version(record.name, record.version, description=_description(tags))
+    if set_alias:
+        client.set_registered_model_alias(record.name, EVALUATED_ALIAS, record.version)

@@ -8,6 +8,7 @@ that are safe to record: hashes, counts and config values, never patient fields 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import subprocess
@@ -23,6 +24,12 @@ _MAX_PARAM = 6000
 # (the UI's CUSTOM_MODEL_DEVELOPMENT kind) makes it open on the runs table.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
+# Dataset lineage: each split is one MLflow dataset (digest = the dataset hash from dataset.json),
+# logged with the split as its context. MLflow keeps one input per (name, digest) and run, so the
+# split is part of the name too. Only these manifest columns go in: the ids are hashes, never names.
+DATASET_FORMAT = "oct-srgan-dataset/1"
+DATASET_COLUMNS = ("split", "group_id", "scan_id", "bscan", "height", "width")
+SPLIT_CONTEXTS = {"train": "train", "val": "validation", "test": "test"}
 
 
 def _quiet() -> None:
@@ -132,10 +139,14 @@ def log_params(params: Mapping[str, Any]) -> None:
         mlflow.log_params(dict(items[i : i + 100]))
 
 
-def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+def log_metrics(
+    metrics: Mapping[str, float], step: int | None = None, *, model_id: str | None = None, dataset: Any = None
+) -> None:
+    """Log metrics to the active run; ``model_id`` also puts them on that LoggedModel, ``dataset``
+    (from :func:`split_dataset`) records which data they were measured on."""
     import mlflow
 
-    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step, model_id=model_id, dataset=dataset)
 
 
 def set_tags(tags: Mapping[str, Any]) -> None:
@@ -179,3 +190,80 @@ def active_run_id() -> str | None:
 
     active = mlflow.active_run()
     return active.info.run_id if active is not None else None
+
+
+@functools.cache
+def _dataset_source_class() -> type:
+    """A dataset source that records only the dataset format and hash: no path, no file name.
+
+    Built on first use so importing this module does not import MLflow.
+    """
+    from mlflow.data.dataset_source import DatasetSource
+    from mlflow.data.dataset_source_registry import register_dataset_source
+
+    class OctSrganDatasetSource(DatasetSource):
+        def __init__(self, dataset_hash: str, split: str) -> None:
+            self.dataset_hash, self.split = dataset_hash, split
+
+        @staticmethod
+        def _get_source_type() -> str:
+            return "oct-srgan-dataset"
+
+        def load(self) -> Any:
+            raise NotImplementedError("an oct-srgan dataset is opened from its folder with oct_srgan.data.open_dataset")
+
+        @staticmethod
+        def _can_resolve(raw_source: Any) -> bool:
+            return False
+
+        @classmethod
+        def _resolve(cls, raw_source: Any) -> Any:
+            raise NotImplementedError
+
+        def to_dict(self) -> dict[str, Any]:
+            return {"format": DATASET_FORMAT, "dataset_hash": self.dataset_hash, "split": self.split}
+
+        @classmethod
+        def from_dict(cls, source_dict: dict[str, Any]) -> Any:
+            return cls(str(source_dict.get("dataset_hash", "")), str(source_dict.get("split", "")))
+
+    register_dataset_source(OctSrganDatasetSource)
+    return OctSrganDatasetSource
+
+
+def dataset_name(dataset_hash: str, split: str) -> str:
+    return f"oct-srgan-dataset-{dataset_hash}-{SPLIT_CONTEXTS.get(split, split)}"
+
+
+def split_dataset(manifest: Any, dataset_hash: str, split: str) -> Any:
+    """One split of a prepared dataset as an MLflow dataset, for ``log_input`` and metric lineage.
+
+    The frame holds only :data:`DATASET_COLUMNS` (hashed ids, B-scan index and size), so its schema
+    and profile can never carry a patient field or a source path.
+    """
+    import mlflow.data
+
+    rows = manifest.loc[manifest["split"] == split, list(DATASET_COLUMNS)].reset_index(drop=True)
+    return mlflow.data.from_pandas(
+        rows, source=_dataset_source_class()(dataset_hash, split), name=dataset_name(dataset_hash, split),
+        digest=dataset_hash,
+    )
+
+
+def log_dataset_splits(manifest: Any, dataset_hash: str, splits: tuple[str, ...] = tuple(SPLIT_CONTEXTS)) -> dict[str, Any]:
+    """Log each non-empty split as a dataset input of the active run (context = split); returns them.
+
+    Logging the same split again (a resumed run) is a no-op in MLflow.
+    """
+    import mlflow
+
+    logged = {}
+    for split in splits:
+        rows = manifest[manifest["split"] == split]
+        if rows.empty:
+            continue
+        dataset = split_dataset(manifest, dataset_hash, split)
+        tags = {"split": split, "n_bscans": str(len(rows)), "n_groups": str(rows["group_id"].nunique())}
+        mlflow.log_input(dataset, context=SPLIT_CONTEXTS.get(split, split), tags=tags)
+        logged[split] = dataset
+    return logged

@@ -818,9 +818,11 @@ class _Trainer:
 
     def _export(self, step: int) -> tuple[Path, str]:
         """The EMA generator as the portable file, logged (and registered) as an MLflow model."""
+        from . import tracking
         from .mlflow_model import log_generator_model
 
         cfg = self.cfg
+        tracking.log_dataset_splits(self.info.manifest, self.info.dataset_hash, ("train", "val"))
         meta = {
             "stage": self.stage,
             "step": step,

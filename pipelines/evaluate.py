@@ -5,17 +5,37 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
 from oct_srgan.pipelines.common import Precision, user_errors
 
+if TYPE_CHECKING:
+    from oct_srgan.mlflow_model import ModelRecord
+
 app = typer.Typer(add_completion=False)
+# Rows of the summary whose means are also recorded on the evaluated model.
+HEADLINE_METHODS = ("model", "model_minus_bicubic")
 
 
 def _data_root() -> Path:
     return Path(os.environ.get("OCT_SRGAN_DATA", "../shared/data"))
+
+
+def _model_record(model: str) -> ModelRecord | None:
+    """The MLflow LoggedModel / registered version the evaluated weights came from, if any."""
+    from oct_srgan.errors import ModelError
+    from oct_srgan.inference import DEFAULT_MODEL_FILE
+    from oct_srgan.mlflow_model import download_generator_file, find_model_record
+
+    try:
+        if model.startswith("models:/"):
+            return find_model_record(model, None)
+        local = DEFAULT_MODEL_FILE if model == "default" else download_generator_file(model) if model.startswith("runs:/") else Path(model)
+        return find_model_record(model, local)
+    except ModelError:
+        return None
 
 
 def model_label(model: str) -> str:
@@ -30,7 +50,10 @@ def model_label(model: str) -> str:
 @app.command()
 @user_errors
 def evaluate(
-    model: str = typer.Option("default", "--model", "-m", help="Checkpoint, generator file, runs:/… or models:/… URI, or 'default'."),
+    model: str = typer.Option(
+        "default", "--model", "-m",
+        help="Checkpoint, generator file, training output folder, runs:/… or models:/… URI (models:/oct-srgan/3, models:/oct-srgan@evaluated), or 'default'.",
+    ),
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder from 'oct-srgan preprocess'."),
     split: str = typer.Option("test", "--split", help="Split of --data to evaluate."),
     benchmark: Optional[str] = typer.Option(None, "--benchmark", help="set5 | set14 | folder of RGB images (paper protocol)."),
@@ -63,23 +86,32 @@ def evaluate(
 
     if (data is None) == (benchmark is None):
         raise DataError("give exactly one of --data DIR or --benchmark set5|set14|PATH")
+    model_dir = Path(model).expanduser()
+    if ":/" not in model and model_dir.is_dir() and (model_dir / "generator.pt").is_file():
+        model = str(model_dir / "generator.pt")
     dev = resolve_device(device)
     generator, info = load_generator(model, dev)
+    record = _model_record(model)
     generator = prepare_for_inference(generator, dev, precision.value)
     scale = int(info["scale"])
     tags: dict[str, str] = {"model_source": str(info["source"]), "device": str(dev)}
+    if record is not None and record.model_id:
+        tags["model_id"] = record.model_id
+    if record is not None and record.registered_uri:
+        tags["registered_model"] = record.registered_uri
     if data is not None:
         dataset = open_dataset(data)
         if dataset.scale != scale or dataset.axes != info["upsample_axes"]:
             raise DataError(f"{data}: dataset is x{dataset.scale} ({dataset.axes}) but the model is x{scale} ({info['upsample_axes']})")
         items = eval_items(dataset, split, limit)
-        name, protocol = f"{split}-{dataset.dataset_hash[:8]}", "oct"
+        name, protocol, scope = f"{split}-{dataset.dataset_hash[:8]}", "oct", split
         tags["dataset_hash"] = dataset.dataset_hash
         shave, y_channel, bits = scale, False, None
     else:
         folder = benchmark_folder(benchmark, _data_root())
         items = benchmark_items(folder, scale)[: limit or None]
         name, protocol = f"benchmark-{folder.name.lower()}", "srgan-paper"
+        scope = name
         shave, y_channel, bits = 4, True, 8
     name = f"{name}-{model_label(model)}"
     out = out or Path("outputs") / "evaluate" / name
@@ -93,6 +125,7 @@ def evaluate(
         bar.update(done - bar.n)
 
     with tracking.run("evaluate", f"evaluate-{name}", tags=tags) as run:
+        lineage = tracking.log_dataset_splits(dataset.manifest, dataset.dataset_hash, (split,)).get(split) if data else None
         result = run_evaluation(
             items, methods, out, shave=shave, y_channel=y_channel, quantize_bits=bits, extractor=extractor,
             title=name, progress=step,
@@ -107,14 +140,27 @@ def evaluate(
         })
         summary = result.summary
         tracking.log_params({"target": result.target})
+        headline: dict[str, float] = {}
         for target_name, table in result.summaries.items():
             prefix = "" if target_name == result.target else f"{target_name}."
-            tracking.log_metrics({
-                f"{prefix}{r.method.replace(' - ', '_minus_')}.{r.metric}": r.mean
+            metrics = {
+                f"{prefix}{r.method.replace(' - ', '_minus_')}.{r.metric}": float(r.mean)
                 for r in table.itertuples() if r.mean == r.mean
-            })
+            }
+            if target_name == result.target:
+                headline = {k: v for k, v in metrics.items() if k.split(".")[0] in HEADLINE_METHODS}
+            tracking.log_metrics({k: v for k, v in metrics.items() if k not in headline}, dataset=lineage)
+        # The headline numbers also go on the LoggedModel (and are linked to the evaluated split).
+        tracking.log_metrics(headline, model_id=record.model_id if record else None, dataset=lineage)
         for key, path in result.files.items():
             tracking.log_artifact(path, "figures" if path.suffix == ".png" else "tables")
+    if record is not None and headline:
+        from oct_srgan.mlflow_model import record_evaluation
+
+        details = {"run_id": run.info.run_id, "n_images": str(len(items)), "target": result.target}
+        if data:
+            details["dataset_hash"] = dataset.dataset_hash
+        record_evaluation(record, scope, headline, details, set_alias=bool(data) and split == "test")
     typer.echo((out / "summary.md").read_text())
     if extractor is None:
         typer.echo(extractor_note.split(":")[0])
@@ -130,3 +176,6 @@ def evaluate(
             f"B-scans [{gain['ci_low']:+.2f}, {gain['ci_high']:+.2f}]) on {len(items)} images"
         )
     typer.echo(f"tables and figures in {out}; MLflow run {run.info.run_id}")
+    if record is not None and record.registered_uri:
+        alias = " (alias @evaluated)" if data and split == "test" else ""
+        typer.echo(f"metrics recorded on {record.registered_uri}{alias}")

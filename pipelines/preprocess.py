@@ -83,6 +83,7 @@ def preprocess(
         )
     with tracking.run("preprocess", f"preprocess-{report.dataset_hash[:8]}", tags={"dataset_hash": report.dataset_hash}) as run:
         tracking.log_params(tracking_params(report, options))
+        tracking.log_dataset_splits(report.manifest, report.dataset_hash)
         tracking.log_artifact(report.out / "manifest.csv", "dataset")
         tracking.log_artifact(report.out / "dataset.json", "dataset")
         if report.preview is not None:
