@@ -1,12 +1,16 @@
 """``oct-srgan serve``: a small local web app to enhance a scan, or check the model on it.
 
-The page (``oct_srgan/web``) uploads one scan, shows input | bicubic | SR per B-scan and, in check
-mode, PSNR/SSIM of bicubic and SR against the scan taken as high resolution. What keeps it safe:
+The page (``oct_srgan/web``) uploads one scan, shows input | bicubic | SR | SR - bicubic per B-scan
+(each B-scan as soon as it is done) and, in check mode, PSNR/SSIM of bicubic and SR against the scan
+taken as high resolution. What keeps it safe:
 
 - An upload is the raw request body (``Content-Type: application/octet-stream``; no form parsing,
-  so the client's file name never reaches the server). It is streamed into a temp folder that
-  belongs to the app (created at start-up, removed at shutdown) and refused with HTTP 413 as soon
-  as it passes the size limit, the partial file deleted.
+  so the client's file name is not part of it). It is streamed into a temp folder that belongs to
+  the app (created at start-up, removed at shutdown) and refused with HTTP 413 as soon as it passes
+  the size limit, the partial file deleted.
+- The download request may carry the source's file name (``?name=``) so the enhanced file keeps it
+  (``scan.dcm`` -> ``scan_sr.dcm``); it is reduced to ``[A-Za-z0-9._-]``, used for that one
+  response header and neither stored nor logged.
 - Files are identified by content: stored as ``<sha256><suffix>`` with the suffix from the magic
   bytes, and addressed by that hash only (``[0-9a-f]{64}``; anything else is 404).
 - The static files are read once into memory; a request never names a file on disk.
@@ -36,7 +40,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -64,11 +68,15 @@ log = logging.getLogger(__name__)
 
 MB = 1024 * 1024
 MODES = ("enhance", "check")
-PANELS = ("input", "bicubic", "sr", "hr")
+PANELS = ("input", "bicubic", "sr", "hr", "diff")
+DIFF_GAIN = 4  # the diff panel shows 128 + 4 * (SR - bicubic) grey levels: small changes stay visible
 MAX_SCANS = 8
 STALE_UPLOAD_S = 600.0
 PNG_CACHE = 32
 _ID = re.compile(r"[0-9a-f]{64}")
+_SCAN_EXTENSIONS = (".nii.gz", ".dicom", ".tiff", ".jpeg", ".dcm", ".nii", ".png", ".tif", ".jpg", ".bmp")
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+MAX_STEM = 100
 _WEB_FILES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
@@ -176,6 +184,10 @@ class Job:
     def active(self) -> bool:
         return self.state in ("queued", "running")
 
+    def finished(self) -> list[int]:
+        """The B-scans whose bicubic and SR panels exist, so the page can show each as soon as it is done."""
+        return [k for k in range(self.total) if self.sr[k] is not None]
+
 
 @dataclasses.dataclass(eq=False)
 class Upload:
@@ -192,7 +204,7 @@ class Upload:
     def summary(self) -> dict[str, Any]:
         n, h, w = self.scan.pixels.shape
         return {"id": self.id, "n_bscans": n, "height": h, "width": w, "format": self.format,
-                "bit_depth": self.scan.bit_depth}
+                "suffix": self.suffix, "bit_depth": self.scan.bit_depth}
 
 
 def _uint8(x: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -209,6 +221,19 @@ def _png(image: np.ndarray) -> bytes:
 
 def _finite(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
+
+
+def download_name(client_name: str | None, upload: Upload) -> str:
+    """``scan.dcm`` -> ``scan_sr.dcm``: the source's name (any folder part and scan extension
+    dropped, other characters than ``[A-Za-z0-9._-]`` made ``_``) + ``_sr`` + the suffix of the
+    content; ``scan_<id>_sr<suffix>`` without a usable name. ``app.js`` (``downloadName``) mirrors it."""
+    name = re.split(r"[/\\]", client_name or "")[-1]
+    for extension in _SCAN_EXTENSIONS:
+        if name.lower().endswith(extension):
+            name = name[: -len(extension)]
+            break
+    stem = _UNSAFE_NAME.sub("_", name).lstrip(".")[:MAX_STEM]
+    return f"{stem or 'scan_' + upload.id[:8]}_sr{upload.suffix}"
 
 
 def _one_line(exc: BaseException, folder: Path | None) -> str:
@@ -241,6 +266,8 @@ class ScanService:
         self._pngs: OrderedDict[tuple, bytes] = OrderedDict()
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+        # Called in the worker after each finished B-scan (job, k); tests use it to hold a job mid-volume.
+        self.bscan_hook: Callable[[Job, int], None] | None = None
 
     # lifecycle
 
@@ -436,6 +463,8 @@ class ScanService:
             job.bicubic[k] = _uint8(bicubic[0, 0])
             job.sr[k] = _uint8(sr[0, 0])
             job.done = k + 1
+            if self.bscan_hook is not None:
+                self.bscan_hook(job, k)
         if enhanced is not None:
             if job.cancel.is_set():
                 raise _Cancelled
@@ -450,8 +479,9 @@ class ScanService:
         job = upload.job
         if job is None:
             return {"state": "idle", "mode": None, "done": 0, "total": int(upload.scan.pixels.shape[0]),
-                    "error": None, "download": False}
-        return {"state": job.state, "mode": job.mode, "done": job.done, "total": job.total, "error": job.error,
+                    "finished": [], "error": None, "download": False}
+        return {"state": job.state, "mode": job.mode, "done": job.done, "total": job.total,
+                "finished": job.finished(), "error": job.error,
                 "download": job.mode == "enhance" and job.output is not None and job.state == "done"}
 
     def panel_png(self, upload: Upload, k: int, panel: str) -> bytes:
@@ -484,10 +514,13 @@ class ScanService:
             return _uint8(job.hr[k])
         if job is None:
             raise UserError(409, "the scan is not processed yet")
-        image = (job.bicubic if panel == "bicubic" else job.sr)[k]
-        if image is None:
+        bicubic, sr = job.bicubic[k], job.sr[k]
+        if bicubic is None or sr is None:
             raise UserError(409, f"B-scan {k} is not processed yet")
-        return image
+        if panel == "diff":
+            difference = sr.astype(np.int16) - bicubic.astype(np.int16)
+            return np.clip(128 + DIFF_GAIN * difference, 0, 255).astype(np.uint8)
+        return bicubic if panel == "bicubic" else sr
 
     def scores(self, upload: Upload, k: int) -> dict[str, Any]:
         job = upload.job
@@ -509,7 +542,24 @@ class ScanService:
             card = {str(k): (_finite(v) if isinstance(v, float) else v) for k, v in evaluation.items()
                     if isinstance(v, (str, int, float)) and not isinstance(v, bool)}
         return {"source": self.info["source"], "scale": self.scale, "upsample_axes": self.axes,
-                "channels": self.channels, "card": card, "max_upload_mb": self.max_bytes / MB}
+                "channels": self.channels, "card": card, "card_target": _card_target(meta),
+                "diff_gain": DIFF_GAIN, "max_upload_mb": self.max_bytes / MB}
+
+
+def _card_target(meta: Any) -> str | None:
+    """What the model card's numbers were scored against ("reference": clean registered averages,
+    "self": the noisy scans), as far as the meta says, else None. The evaluation's own ``target``
+    counts first. Without it, a model trained on references whose card evaluated that same dataset
+    was scored against them: training on references needs a dataset that has them, and model_card.py
+    scores the test split against the references whenever the dataset has them."""
+    if not isinstance(meta, dict) or not isinstance(meta.get("evaluation"), dict):
+        return None
+    evaluation = meta["evaluation"]
+    target = evaluation.get("target")
+    if target in ("reference", "self"):
+        return target
+    same_data = bool(evaluation.get("dataset_hash")) and evaluation.get("dataset_hash") == meta.get("dataset_hash")
+    return "reference" if same_data and meta.get("target") == "reference" else None
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -597,7 +647,7 @@ def _download(request: Request) -> Response:
     if job is None or job.mode != "enhance" or job.state != "done" or job.output is None:
         raise UserError(409, "nothing to download yet: process the scan in enhance mode first")
     return FileResponse(job.output, media_type=_MEDIA[upload.format],
-                        filename=f"enhanced_{upload.id[:8]}{upload.suffix}")
+                        filename=download_name(request.query_params.get("name"), upload))
 
 
 def _model(request: Request) -> Response:

@@ -13,10 +13,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -37,12 +40,36 @@ CARD = {"split": "test", "dataset_hash": "abc123", "n_images": 12, "model_psnr":
         "bicubic_psnr": 27.25, "bicubic_ssim": 0.75}
 
 
-def tiny_model(path: Path) -> Path:
+def tiny_model(path: Path, meta: dict[str, Any] | None = None) -> Path:
     """A random 4-channel, 1-block SRResNet (fast on a shared CPU) with model-card numbers in its meta."""
     torch.manual_seed(0)
     spec = {"in_channels": 1, "channels": 4, "num_blocks": 1, "scale": 4, "norm": "batch", "upsample_axes": "both"}
     generator = srresnet(**spec)
-    return save_generator_file(path, generator.state_dict(), spec, {"evaluation": CARD})
+    return save_generator_file(path, generator.state_dict(), spec, meta if meta is not None else {"evaluation": CARD})
+
+
+def volume_copy(path: Path, description: str) -> Path:
+    """The fixture volume with another SeriesDescription: new content (a new scan id), same pixels."""
+    ds = pydicom.dcmread(VOLUME)
+    ds.SeriesDescription = description
+    ds.save_as(path)
+    return path
+
+
+class HoldAfter:
+    """A ``bscan_hook`` that holds the worker after B-scan ``k`` until released, so a test sees a
+    volume mid-way deterministically (the model itself is not touched)."""
+
+    def __init__(self, k: int, timeout: float = 120.0) -> None:
+        self.k = k
+        self.timeout = timeout
+        self.held = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, job: serving.Job, k: int) -> None:
+        if k == self.k:
+            self.held.set()
+            self.release.wait(self.timeout)
 
 
 def call(base: str, method: str, path: str, body: bytes | None = None,
@@ -103,6 +130,40 @@ def test_model_endpoint_reports_source_scale_and_card(server) -> None:
     assert info["source"] == "tiny_x4.pt" and info["scale"] == 4 and info["upsample_axes"] == "both"
     assert info["channels"] == 1 and info["max_upload_mb"] == 200
     assert info["card"] == CARD
+    assert info["card_target"] is None  # nothing in this meta says what the numbers were scored against
+    assert info["diff_gain"] == serving.DIFF_GAIN
+
+
+@pytest.mark.parametrize(("meta", "target"), [
+    ({"target": "reference", "dataset_hash": "abc123", "evaluation": CARD}, "reference"),
+    ({"target": "reference", "dataset_hash": "other", "evaluation": CARD}, None),
+    ({"target": "self", "dataset_hash": "abc123", "evaluation": CARD}, None),
+    ({"target": "reference", "dataset_hash": "abc123", "evaluation": {**CARD, "target": "self"}}, "self"),
+    ({"evaluation": {**CARD, "target": "reference"}}, "reference"),
+    ({"target": "reference", "dataset_hash": "abc123"}, None),
+])
+def test_model_card_target_is_read_from_the_meta(tmp_path: Path, meta: dict, target: str | None) -> None:
+    service = serving.create_app(tiny_model(tmp_path / "m.pt", meta), tile=0).state.service
+    info = service.model_info()
+    assert info["card_target"] == target
+    assert info["card"] == (({k: v for k, v in meta["evaluation"].items()}) if "evaluation" in meta else None)
+
+
+def test_default_model_box_shows_the_shipped_card_numbers() -> None:
+    """The page's model box gets exactly the numbers in the shipped model's meta, labelled clean-reference
+    numbers only when that meta says they are."""
+    from oct_srgan.checkpoint import load_generator_file
+
+    info = serving.create_app("default", tile=0).state.service.model_info()
+    _, _, meta = load_generator_file(Path(serving.__file__).parent / "weights" / "oct_srgan_x4.pt")
+    assert info["source"] == "default (oct_srgan_x4.pt)"
+    evaluation = meta["evaluation"]
+    for key in ("model_psnr", "model_ssim", "bicubic_psnr", "bicubic_ssim", "n_images", "split"):
+        assert info["card"][key] == evaluation[key]
+    expected = evaluation.get("target") or (
+        "reference" if meta.get("target") == "reference" and meta.get("dataset_hash") == evaluation.get("dataset_hash")
+        else None)
+    assert info["card_target"] == expected
 
 
 def test_page_and_static_files_are_served(server) -> None:
@@ -178,13 +239,13 @@ def test_check_mode_scores_a_16bit_png(server) -> None:
     status, scan = upload(base, data)
     assert status == 200
     assert scan == {"id": hashlib.sha256(data).hexdigest(), "n_bscans": 1, "height": 450, "width": 900,
-                    "format": "png", "bit_depth": 16}
+                    "format": "png", "suffix": ".png", "bit_depth": 16}
     assert (service.workdir / f"{scan['id']}.png").read_bytes() == data
     status, _, _ = call(base, "POST", f"/api/scans/{scan['id']}/process?mode=check")
     assert status == 202
     progress = wait_done(base, scan["id"])
     assert progress["state"] == "done" and progress["done"] == progress["total"] == 1
-    assert progress["download"] is False
+    assert progress["finished"] == [0] and progress["download"] is False
 
     status, _, body = call(base, "GET", f"/api/scans/{scan['id']}/metrics/0")
     result = json.loads(body)
@@ -195,8 +256,9 @@ def test_check_mode_scores_a_16bit_png(server) -> None:
     assert result["mean"]["bicubic"]["psnr"] == pytest.approx(result["scores"]["bicubic"]["psnr"])
 
     sizes = {panel: png_size(call(base, "GET", f"/api/scans/{scan['id']}/bscan/0/{panel}.png")[2])
-             for panel in ("input", "bicubic", "sr", "hr")}
-    assert sizes == {"input": (225, 112), "bicubic": (900, 448), "sr": (900, 448), "hr": (900, 448)}
+             for panel in ("input", "bicubic", "sr", "hr", "diff")}
+    assert sizes == {"input": (225, 112), "bicubic": (900, 448), "sr": (900, 448), "hr": (900, 448),
+                     "diff": (900, 448)}
     assert call(base, "GET", f"/api/scans/{scan['id']}/download")[0] == 409
     assert call(base, "GET", f"/api/scans/{scan['id']}/bscan/1/sr.png")[0] == 404
     assert call(base, "GET", f"/api/scans/{scan['id']}/bscan/0/other.png")[0] == 404
@@ -233,7 +295,7 @@ def test_dicom_volume_enhanced_and_downloaded_without_leaking_patient(
 
     status, headers, body = call(base, "GET", f"/api/scans/{scan_id}/download")
     assert status == 200 and headers["content-type"] == "application/dicom"
-    assert headers["content-disposition"] == f'attachment; filename="enhanced_{scan_id[:8]}.dcm"'
+    assert headers["content-disposition"] == f'attachment; filename="scan_{scan_id[:8]}_sr.dcm"'  # no name sent
     (tmp_path / "enhanced.dcm").write_bytes(body)
     enhanced = pydicom.dcmread(tmp_path / "enhanced.dcm")
     assert (enhanced.Rows, enhanced.Columns, int(enhanced.NumberOfFrames)) == (4 * 450, 4 * 900, 6)
@@ -248,6 +310,87 @@ def test_dicom_volume_enhanced_and_downloaded_without_leaking_patient(
             assert identifier.encode() not in body
     for identifier in PATIENT:
         assert identifier not in caplog.text
+
+
+def test_progress_lists_each_finished_bscan_while_the_volume_runs(server, tmp_path: Path) -> None:
+    """The page polls ``finished`` and shows a B-scan's panels as soon as it is listed, not at the end."""
+    base, service = server
+    hold = HoldAfter(1)
+    service.bscan_hook = hold
+    try:
+        status, scan = upload(base, volume_copy(tmp_path / "held.dcm", "held after B-scan 2").read_bytes())
+        assert status == 200
+        scan_id = scan["id"]
+        assert json.loads(call(base, "GET", f"/api/scans/{scan_id}/progress")[2])["finished"] == []
+        assert call(base, "POST", f"/api/scans/{scan_id}/process?mode=enhance")[0] == 202
+        assert hold.held.wait(120), "the worker never reached B-scan 2"
+        status, _, body = call(base, "GET", f"/api/scans/{scan_id}/progress")
+        progress = json.loads(body)
+        assert status == 200 and progress["state"] == "running"
+        assert progress["finished"] == [0, 1] and progress["done"] == 2 and progress["total"] == 6
+        assert progress["download"] is False
+        for k in (0, 1):
+            for panel in ("bicubic", "sr", "diff"):
+                assert call(base, "GET", f"/api/scans/{scan_id}/bscan/{k}/{panel}.png")[0] == 200, (k, panel)
+        for panel in ("bicubic", "sr", "diff"):
+            status, _, body = call(base, "GET", f"/api/scans/{scan_id}/bscan/2/{panel}.png")
+            assert status == 409 and "not processed yet" in json.loads(body)["error"]
+        assert call(base, "GET", f"/api/scans/{scan_id}/download")[0] == 409
+    finally:
+        hold.release.set()
+        service.bscan_hook = None
+    progress = wait_done(base, scan_id)
+    assert progress["state"] == "done" and progress["finished"] == list(range(6))
+
+
+def test_diff_panel_is_sr_minus_bicubic(server) -> None:
+    base, _ = server
+    status, scan = upload(base, VOLUME.read_bytes())
+    assert status == 200
+    call(base, "POST", f"/api/scans/{scan['id']}/process?mode=enhance")
+    assert wait_done(base, scan["id"])["state"] == "done"
+    images = {panel: np.asarray(Image.open(io.BytesIO(call(base, "GET", f"/api/scans/{scan['id']}/bscan/1/{panel}.png")[2])))
+              for panel in ("bicubic", "sr", "diff")}
+    expected = np.clip(128 + serving.DIFF_GAIN * (images["sr"].astype(int) - images["bicubic"].astype(int)), 0, 255)
+    np.testing.assert_array_equal(images["diff"], expected)
+    assert images["diff"].std() > 1  # the random tiny model does change the image
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("scan.dcm", "scan_sr.dcm"),
+    ("oct_volume_s14.DCM", "oct_volume_s14_sr.dcm"),
+    ("volume.nii.gz", "volume_sr.dcm"),  # the suffix is the content's, not the name's
+    ("IM000001", "IM000001_sr.dcm"),
+    ("C:\\scans\\Doe, Jane (OD).dcm", "Doe__Jane__OD__sr.dcm"),
+    ("../../etc/passwd", "passwd_sr.dcm"),
+    ('a"b\r\nSet-Cookie: x=1.dcm', "a_b__Set-Cookie__x_1_sr.dcm"),
+    ("..dcm", "scan_{id}_sr.dcm"),
+    ("", "scan_{id}_sr.dcm"),
+    (None, "scan_{id}_sr.dcm"),
+    ("Müller.dcm", "M_ller_sr.dcm"),
+    ("x" * 300 + ".dcm", "x" * serving.MAX_STEM + "_sr.dcm"),
+])
+def test_download_keeps_the_source_file_name(server, name: str | None, expected: str) -> None:
+    base, _ = server
+    status, scan = upload(base, VOLUME.read_bytes())
+    assert status == 200
+    call(base, "POST", f"/api/scans/{scan['id']}/process?mode=enhance")
+    assert wait_done(base, scan["id"])["download"] is True
+    query = "" if name is None else "?name=" + urllib.parse.quote(name, safe="")
+    status, headers, body = call(base, "GET", f"/api/scans/{scan['id']}/download{query}")
+    filename = expected.format(id=scan["id"][:8])
+    assert status == 200 and headers["content-type"] == "application/dicom"
+    assert headers["content-disposition"] == f'attachment; filename="{filename}"'
+    assert "set-cookie" not in headers and body[128:132] == b"DICM"
+    assert serving.download_name(name, SimpleNamespace(id=scan["id"], suffix=".dcm")) == filename
+
+
+def test_download_name_takes_the_suffix_from_the_content() -> None:
+    png = SimpleNamespace(id="0123456789abcdef" * 4, suffix=".png")
+    assert serving.download_name("scan.tif", png) == "scan_sr.png"
+    assert serving.download_name("scan.png", SimpleNamespace(id=png.id, suffix=".nii.gz")) == "scan_sr.nii.gz"
+    assert serving.download_name(".hidden.png", png) == "hidden_sr.png"
+    assert serving.download_name("/", png) == "scan_01234567_sr.png"
 
 
 def test_upload_over_limit_is_413_and_nothing_is_kept(model_file: Path) -> None:

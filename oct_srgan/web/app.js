@@ -1,14 +1,21 @@
-// oct-srgan serve: upload one scan, process it on the server, compare input | bicubic | SR.
+// oct-srgan serve: upload one scan, process it on the server, compare input | bicubic | SR | SR - bicubic.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const PANELS = ["input", "bicubic", "sr", "hr"];
+const PANELS = ["input", "bicubic", "sr", "diff", "hr"];
+const PROCESSED_PANELS = ["bicubic", "sr", "diff"]; // exist per B-scan once the worker has done it
 const POLL_MS = 400;
 const MAX_ZOOM = 32;
+const KEY_ZOOM = 1.25;
+const KEY_PAN = 0.1; // of the panel's size per arrow key
+// serving.download_name mirrors this list and downloadName()
+const SCAN_EXTENSIONS = [".nii.gz", ".dicom", ".tiff", ".jpeg", ".dcm", ".nii", ".png", ".tif", ".jpg", ".bmp"];
+const MAX_STEM = 100;
 
 const state = {
   model: null,
   scan: null,
+  fileName: "",
   mode: "enhance",
   k: 0,
   job: 0, // bumped for every processing request, so stale responses are ignored
@@ -17,6 +24,7 @@ const state = {
   metricsFor: null,
   pollTimer: null,
   view: { s: 1, tx: 0, ty: 0 },
+  wl: { window: 100, level: 50 }, // percent of the displayed grey range
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -79,12 +87,25 @@ async function loadModel() {
   const card = m.card;
   if (card && typeof card.model_psnr === "number") {
     const n = card.n_images ? `, ${card.n_images} B-scans` : "";
-    $("model-card").textContent =
-      `${card.split || "test"} split${n}: SR ${fmt(card.model_psnr, 2)} dB / ${fmt(card.model_ssim, 4)}, ` +
+    const against = {
+      reference: ", against clean references (registered averages)",
+      self: ", against the noisy scans themselves",
+    }[m.card_target] || "";
+    const where = document.createElement("div");
+    where.textContent = `${card.split || "test"} split${n}${against}:`;
+    const numbers = document.createElement("div");
+    numbers.textContent =
+      `SR ${fmt(card.model_psnr, 2)} dB / ${fmt(card.model_ssim, 4)}, ` +
       `bicubic ${fmt(card.bicubic_psnr, 2)} dB / ${fmt(card.bicubic_ssim, 4)} (PSNR / SSIM)`;
+    $("model-card").replaceChildren(where, numbers);
   } else {
     $("model-card").textContent = "no evaluation numbers in this model file";
   }
+  const caption = $("caption-diff");
+  caption.textContent = `difference SR − bicubic (×${m.diff_gain}, mid-grey = equal)`;
+  caption.title =
+    `${caption.textContent}: 128 + ${m.diff_gain} × (SR − bicubic) grey levels; ` +
+    "brighter where SR is brighter than bicubic, darker where it is darker";
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -111,12 +132,15 @@ async function handleFile(file) {
     $("file-input").value = "";
   }
   state.scan = scan;
+  state.fileName = file.name || "";
   state.k = 0;
   resetView();
   const slider = $("bscan-slider");
   slider.max = String(scan.n_bscans - 1);
   slider.value = "0";
   slider.disabled = scan.n_bscans < 2;
+  buildStrip(scan.n_bscans);
+  $("bscan-strip").hidden = scan.n_bscans < 2;
   onSlider();
   const kind = scan.format === "nifti" ? "NIfTI" : scan.format.toUpperCase();
   const plural = scan.n_bscans === 1 ? "" : "s";
@@ -200,11 +224,24 @@ function setProgress(fraction, text) {
   $("progress-text").textContent = text;
 }
 
+// The source's name with "_sr" and the content's suffix: scan.dcm -> scan_sr.dcm (as serving.download_name).
+function downloadName(clientName, scan) {
+  let name = String(clientName || "").split(/[/\\]/).pop();
+  for (const extension of SCAN_EXTENSIONS) {
+    if (name.toLowerCase().endsWith(extension)) {
+      name = name.slice(0, name.length - extension.length);
+      break;
+    }
+  }
+  const stem = name.replace(/[^A-Za-z0-9._-]/gu, "_").replace(/^\.+/, "").slice(0, MAX_STEM);
+  return `${stem || "scan_" + scan.id.slice(0, 8)}_sr${scan.suffix}`;
+}
+
 function setDownload(enabled) {
   const link = $("download");
   if (enabled && state.scan && state.mode === "enhance") {
-    link.href = `/api/scans/${state.scan.id}/download`;
-    link.setAttribute("download", "");
+    link.href = `/api/scans/${state.scan.id}/download?name=${encodeURIComponent(state.fileName)}`;
+    link.setAttribute("download", downloadName(state.fileName, state.scan));
     link.classList.remove("disabled");
     link.setAttribute("aria-disabled", "false");
   } else {
@@ -219,7 +256,7 @@ function setDownload(enabled) {
 // panels
 
 function visiblePanels() {
-  return state.mode === "check" ? PANELS : PANELS.slice(0, 3);
+  return state.mode === "check" ? PANELS : PANELS.filter((name) => name !== "hr");
 }
 
 function updateLayout() {
@@ -242,35 +279,52 @@ function updateLayout() {
     $("caption-input").textContent = `input (${width}×${height})`;
     if (lateral) width *= s;
   }
+  $("caption-input").title = $("caption-input").textContent;
   for (const viewport of document.querySelectorAll(".viewport")) {
     viewport.style.aspectRatio = `${width} / ${height}`;
   }
 }
 
 function clearPanels() {
-  for (const name of PANELS) $(`panel-${name}`).removeAttribute("src");
+  for (const name of PANELS) {
+    $(`panel-${name}`).removeAttribute("src");
+    $(`pending-${name}`).hidden = true;
+  }
   for (const id of ["metric-bicubic-psnr", "metric-bicubic-ssim", "metric-sr-psnr", "metric-sr-ssim"]) {
     $(id).textContent = "–";
   }
   $("metrics-mean").textContent = "";
 }
 
+function isFinished(k) {
+  const p = state.progress;
+  return Boolean(p && Array.isArray(p.finished) && p.finished.includes(k));
+}
+
 function panelReady(name) {
   const p = state.progress;
   if (!p || !p.mode) return false;
-  if (name === "input" || name === "hr") return true;
-  return p.done > state.k;
+  if (!PROCESSED_PANELS.includes(name)) return true;
+  return isFinished(state.k);
 }
 
+// A B-scan's processed panels appear as soon as the server lists it as finished, not at the end of the volume.
 function loadPanels() {
   if (!state.scan) return;
+  updateStrip();
+  const p = state.progress;
+  const active = Boolean(p && (p.state === "queued" || p.state === "running"));
   for (const name of visiblePanels()) {
     const img = $(`panel-${name}`);
+    const pending = $(`pending-${name}`);
     const key = `${state.job}/${state.k}`;
     if (!panelReady(name)) {
       if (state.loaded[name] !== key) img.removeAttribute("src");
+      pending.hidden = !active;
+      pending.textContent = `B-scan ${state.k + 1}: waiting (${p ? p.done : 0} / ${p ? p.total : 0} done)`;
       continue;
     }
+    pending.hidden = true;
     if (state.loaded[name] === key) continue;
     state.loaded[name] = key;
     img.src = `/api/scans/${state.scan.id}/bscan/${state.k}/${name}.png?job=${state.job}`;
@@ -305,16 +359,82 @@ async function loadMetrics() {
   }
 }
 
+function buildStrip(n) {
+  const strip = $("bscan-strip");
+  strip.replaceChildren();
+  for (let k = 0; k < n; k += 1) {
+    const cell = document.createElement("div");
+    cell.className = "cell";
+    cell.dataset.k = String(k);
+    strip.appendChild(cell);
+  }
+}
+
+function updateStrip() {
+  for (const cell of $("bscan-strip").children) {
+    const k = Number(cell.dataset.k);
+    cell.classList.toggle("done", isFinished(k));
+    cell.classList.toggle("current", k === state.k);
+  }
+}
+
+function onStripClick(event) {
+  const cell = event.target.closest(".cell");
+  if (!cell) return;
+  $("bscan-slider").value = cell.dataset.k;
+  onSlider();
+}
+
+function stepBscan(delta) {
+  if (!state.scan) return;
+  const slider = $("bscan-slider");
+  const k = Math.min(state.scan.n_bscans - 1, Math.max(0, state.k + delta));
+  slider.value = String(k);
+  onSlider();
+}
+
 function onSlider() {
   const k = Number($("bscan-slider").value);
   $("bscan-label").textContent = state.scan ? `${k + 1} / ${state.scan.n_bscans}` : "–";
-  if (k === state.k) return;
+  if (k === state.k) {
+    updateStrip();
+    return;
+  }
   state.k = k;
   state.metricsFor = null;
   for (const id of ["metric-bicubic-psnr", "metric-bicubic-ssim", "metric-sr-psnr", "metric-sr-ssim"]) {
     $(id).textContent = "–";
   }
   loadPanels();
+}
+
+// ---------------------------------------------------------------------------------------------
+// window / level: one SVG linear transfer (index.html, #window-level-filter) for every panel
+
+function applyWindowLevel() {
+  const width = state.wl.window / 100;
+  const level = state.wl.level / 100;
+  const slope = 1 / width; // grey g shows as (g - level) / width + 0.5, clipped to [0, 1]
+  const intercept = 0.5 - level / width;
+  for (const id of ["wl-r", "wl-g", "wl-b"]) {
+    $(id).setAttribute("slope", slope.toFixed(4));
+    $(id).setAttribute("intercept", intercept.toFixed(4));
+  }
+  $("panels").classList.toggle("windowed", state.wl.window !== 100 || state.wl.level !== 50);
+  $("wl-window-value").textContent = `${state.wl.window}%`;
+  $("wl-level-value").textContent = `${state.wl.level}%`;
+}
+
+function onWindowLevel() {
+  state.wl.window = Number($("wl-window").value);
+  state.wl.level = Number($("wl-level").value);
+  applyWindowLevel();
+}
+
+function resetWindowLevel() {
+  $("wl-window").value = "100";
+  $("wl-level").value = "50";
+  onWindowLevel();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -338,18 +458,85 @@ function resetView() {
   applyView();
 }
 
-function onWheel(event) {
-  event.preventDefault();
-  const rect = event.currentTarget.getBoundingClientRect();
-  const x = event.clientX - rect.left;
-  const y = event.clientY - rect.top;
+function panelRect() {
+  const shown = [...document.querySelectorAll(".viewport")].find((v) => v.offsetWidth > 0);
+  return shown ? shown.getBoundingClientRect() : null;
+}
+
+// Zoom by ``factor`` about the point (x, y) of a panel, keeping that point where it is.
+function zoomAbout(factor, x, y, rect) {
   const v = state.view;
-  const s = Math.min(MAX_ZOOM, Math.max(1, v.s * Math.exp(-event.deltaY * 0.0015)));
+  const s = Math.min(MAX_ZOOM, Math.max(1, v.s * factor));
   v.tx = x - ((x - v.tx) * s) / v.s;
   v.ty = y - ((y - v.ty) * s) / v.s;
   v.s = s;
   clampView(rect.width, rect.height);
   applyView();
+}
+
+function zoomKey(factor) {
+  const rect = panelRect();
+  if (rect) zoomAbout(factor, rect.width / 2, rect.height / 2, rect);
+}
+
+function panKey(dx, dy) {
+  const rect = panelRect();
+  if (!rect) return;
+  state.view.tx += dx * KEY_PAN * rect.width;
+  state.view.ty += dy * KEY_PAN * rect.height;
+  clampView(rect.width, rect.height);
+  applyView();
+}
+
+// +/-/0 zoom, W resets window/level, arrows pan (or at full view step B-scans), Page Up/Down step B-scans.
+// Keys typed into a form control keep their own meaning there (the sliders and radio buttons use arrows).
+function onKey(event) {
+  if (event.ctrlKey || event.metaKey || event.altKey) return;
+  const inField = event.target instanceof HTMLInputElement;
+  const zoomed = state.view.s > 1;
+  switch (event.key) {
+    case "+":
+    case "=":
+      zoomKey(KEY_ZOOM);
+      break;
+    case "-":
+    case "_":
+    case "\u2212":
+      zoomKey(1 / KEY_ZOOM);
+      break;
+    case "0":
+      resetView();
+      break;
+    case "w":
+    case "W":
+      resetWindowLevel();
+      break;
+    case "PageUp":
+    case "PageDown":
+      if (inField) return;
+      stepBscan(event.key === "PageUp" ? -1 : 1);
+      break;
+    case "ArrowLeft":
+    case "ArrowRight":
+      if (inField) return;
+      if (zoomed) panKey(event.key === "ArrowLeft" ? 1 : -1, 0);
+      else stepBscan(event.key === "ArrowLeft" ? -1 : 1);
+      break;
+    case "ArrowUp":
+    case "ArrowDown":
+      if (inField || !zoomed) return;
+      panKey(0, event.key === "ArrowUp" ? 1 : -1);
+      break;
+    default:
+      return;
+  }
+  event.preventDefault();
+}
+
+function onWheel(event) {
+  event.preventDefault();
+  const rect = event.currentTarget.getBoundingClientRect();
+  zoomAbout(Math.exp(-event.deltaY * 0.0015), event.clientX - rect.left, event.clientY - rect.top, rect);
 }
 
 function onPointerDown(event) {
@@ -406,7 +593,13 @@ function init() {
   state.mode = document.querySelector('input[name="mode"]:checked').value;
   updateLayout();
   $("bscan-slider").addEventListener("input", onSlider);
+  $("bscan-strip").addEventListener("click", onStripClick);
+  $("wl-window").addEventListener("input", onWindowLevel);
+  $("wl-level").addEventListener("input", onWindowLevel);
+  $("wl-reset").addEventListener("click", resetWindowLevel);
+  onWindowLevel();
   $("zoom-reset").addEventListener("click", resetView);
+  document.addEventListener("keydown", onKey);
   for (const viewport of document.querySelectorAll(".viewport")) {
     viewport.addEventListener("wheel", onWheel, { passive: false });
     viewport.addEventListener("pointerdown", onPointerDown);
