@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from . import io as scan_io
@@ -39,7 +38,6 @@ from .fsutil import atomic_path
 from .models import build_generator, fold_batchnorm
 from .models.fast_tail import fuse_hr_tail
 from .precision import choose_inference_precision
-from .transforms import upscale_bicubic
 
 DEFAULT_MODEL_FILE = Path(__file__).parent / "weights" / "oct_srgan_x4.pt"
 DEFAULT_TILE = 128
@@ -401,18 +399,11 @@ def _check_writable(out_dir: Path) -> None:
         raise OctSrganError(f"{out_dir}: output folder is not writable")
 
 
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    return (x.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+def write_comparison(path: Path, lr: np.ndarray, sr: np.ndarray, scale: int, axes: str, *, title: str) -> Path:
+    """Labelled PNG of one B-scan: input (nearest) | bicubic | SR, with the retina zoomed below."""
+    from oct_srgan.figures import enhance_comparison, save_figure
 
-
-def write_comparison(path: Path, lr: np.ndarray, sr: np.ndarray, scale: int, axes: str) -> Path:
-    """Side-by-side 8-bit PNG of one B-scan: bicubic upscaling of the input | super-resolved."""
-    bicubic = upscale_bicubic(torch.from_numpy(np.ascontiguousarray(lr, dtype=np.float32))[None], scale, axes)[0]
-    sr_t = torch.from_numpy(np.ascontiguousarray(sr, dtype=np.float32))
-    image = np.concatenate([_to_uint8(bicubic), _to_uint8(sr_t)], axis=1)
-    with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp)
-    return path
+    return save_figure(enhance_comparison(lr, sr, scale, axes, title=title), path)
 
 
 def output_plan(inputs: list[Path], out: Path, suffix: str = "_sr") -> Path | None:
@@ -519,5 +510,7 @@ def enhance_files(
         if compare:
             mid = scan.pixels.shape[0] // 2
             compare_path = target.parent / f"{_split_name(target)[0]}_compare.png"
-            report.comparisons.append(write_comparison(compare_path, scan.pixels[mid], enhanced.pixels[mid], scale, axes))
+            title = f"{path.name}: B-scan {mid + 1} of {scan.pixels.shape[0]}, x{scale} with {info['source']}"
+            report.comparisons.append(write_comparison(compare_path, scan.pixels[mid], enhanced.pixels[mid], scale, axes,
+                                                       title=title))
     return report
