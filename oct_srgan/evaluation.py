@@ -26,7 +26,7 @@ from oct_srgan.errors import DataError, OctSrganError, WeightsNotFoundError
 from oct_srgan.fsutil import atomic_path
 from oct_srgan.inference import DEFAULT_OVERLAP, DEFAULT_TILE, super_resolve
 from oct_srgan.metrics import METRICS, content_distance, quantize, summarize
-from oct_srgan.transforms import downscale, upscale_bicubic, upscale_nearest
+from oct_srgan.transforms import downscale, upscale_bicubic, upscale_linear, upscale_nearest
 
 BENCHMARKS = ("set5", "set14")
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -49,6 +49,19 @@ class EvaluationResult:
         return float(sel["mean"].iloc[0]) if len(sel) else float("nan")
 
 
+def headline(folder: Path) -> str:
+    """One line from an evaluate folder's headline table: model and bicubic PSNR/SSIM and the gain."""
+    table = pd.read_csv(Path(folder) / "summary.csv")
+
+    def mean(method: str, metric: str) -> float:
+        sel = table[(table["method"] == method) & (table["metric"] == metric)]
+        return float(sel["mean"].iloc[0]) if len(sel) else float("nan")
+
+    return (f"{mean('model', 'psnr'):.2f} dB / SSIM {mean('model', 'ssim'):.3f} "
+            f"({mean('model - bicubic', 'psnr'):+.2f} dB, {mean('model - bicubic', 'ssim'):+.3f} SSIM vs bicubic "
+            f"{mean('bicubic', 'psnr'):.2f} dB / {mean('bicubic', 'ssim'):.3f})")
+
+
 def methods_for(
     generator: nn.Module,
     info: dict[str, Any],
@@ -58,7 +71,7 @@ def methods_for(
     device: str = "cpu",
     precision: str = "fp32",
 ) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
-    """The upscalers compared: the model (tiled), bicubic and nearest neighbour of the same LR.
+    """The upscalers compared: the model (tiled), bicubic, linear and nearest neighbour of the same LR.
 
     A 1-channel (OCT) model applied to RGB images super-resolves each colour channel on its own.
     """
@@ -78,6 +91,7 @@ def methods_for(
     return {
         "model": model,
         "bicubic": lambda lr: upscale_bicubic(lr, scale, axes),
+        "linear": lambda lr: upscale_linear(lr, scale, axes),
         "nearest": lambda lr: upscale_nearest(lr, scale, axes),
     }
 

@@ -30,6 +30,8 @@ from monai.transforms import (
     MapTransform,
     Randomizable,
     RandFlipd,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
     RandSpatialCropd,
     SpatialCrop,
 )
@@ -150,6 +152,17 @@ def upscale_bicubic(x: torch.Tensor, scale: int = 4, axes: Axes = "both") -> tor
     _check_image(data, "upscale_bicubic")
     h, w = data.shape[-2:]
     return resize_bicubic(data, (h * fh, w * fw))
+
+
+def upscale_linear(x: torch.Tensor, scale: int = 4, axes: Axes = "both") -> torch.Tensor:
+    """Linear-interpolation baseline (half-pixel centres, as MATLAB's imresize 'bilinear' without antialiasing)."""
+    fh, fw = _factors(scale, axes)
+    data = _plain(x)
+    _check_image(data, "upscale_linear")
+    h, w = data.shape[-2:]
+    flat = data.reshape(-1, 1, h, w)
+    out = F.interpolate(flat, size=(h * fh, w * fw), mode="bilinear", align_corners=False)
+    return out.reshape(*data.shape[:-2], h * fh, w * fw)
 
 
 def upscale_nearest(x: torch.Tensor, scale: int = 4, axes: Axes = "both") -> torch.Tensor:
@@ -366,6 +379,16 @@ def train_transforms(data_cfg: DataConfig) -> Compose:
     )
 
 
+def _input_intensity(data_cfg: DataConfig) -> list[MapTransform]:
+    """Random gain and offset of the noisy input (never the reference target), as MONAI transforms."""
+    out: list[MapTransform] = []
+    if data_cfg.input_gain > 0:
+        out.append(RandScaleIntensityd(keys="input", factors=data_cfg.input_gain, prob=1.0))
+    if data_cfg.input_offset > 0:
+        out.append(RandShiftIntensityd(keys="input", offsets=data_cfg.input_offset, prob=1.0))
+    return out
+
+
 def reference_train_transforms(data_cfg: DataConfig) -> Compose:
     """{"input": noisy [C, H, W], "hr": clean reference [C, H, W]} -> {"lr", "hr"} training pairs.
 
@@ -383,6 +406,7 @@ def reference_train_transforms(data_cfg: DataConfig) -> Compose:
             RequireSized(keys=keys, size=crop),
             RandSpatialCropd(keys=keys, roi_size=crop, random_size=False),
             PairedRandFlipd(keys=keys, prob=0.5, spatial_axis=1),
+            *_input_intensity(data_cfg),
             Degraded(keys="input", lr_key="lr", scale=data_cfg.scale, mode=deg.mode, axes=deg.axes, speckle=deg.speckle),
             DeleteItemsd(keys="input"),
             PlainTensord(keys=("lr", "hr")),

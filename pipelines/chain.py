@@ -54,6 +54,12 @@ def chain(
             _stage(["evaluate", "--model", "default", "--data", str(data), "--split", "test", "--out", str(out / "evaluate" / "default"), "--overwrite", "--device", device], env)
         enhance_model = str(model) if full or config else "default"
         _stage(["enhance", *map(str, enhance_input), "--out", str(out / "enhanced"), "--model", enhance_model, "--overwrite", "--compare", "--device", device], env)
+    from oct_srgan.evaluation import headline
+
+    target = "against the clean references" if reference else "against the test scans themselves"
+    typer.echo(f"\ntest subjects, {target}:")
+    for label in (name, *([] if full or config else ["default"])):
+        typer.echo(f"  {label + ' model':<22} {headline(out / 'evaluate' / label)}")
     typer.echo(
         f"\ndone. dataset: {data}  model: {model}  evaluation: {out / 'evaluate' / name}  enhanced scans: {out / 'enhanced'}\n"
         f"MLflow parent run {parent.info.run_id}; open the UI with: oct-srgan ui  (then http://127.0.0.1:5000)"
