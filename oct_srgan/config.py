@@ -38,6 +38,11 @@ class DataConfig:
     degradation: DegradationConfig | None = None
     # What the generator learns to produce: the group's clean reference or the scan itself.
     target: Literal["auto", "reference", "self"] = "auto"
+    # With reference targets: random acquisition gain (x(1 +- input_gain)) and offset (+- input_offset)
+    # of the noisy input only, so the model maps any acquisition's brightness onto the reference's
+    # instead of copying it (single scans differ from their average by up to ~8/255 in the Duke set).
+    input_gain: float = 0.0
+    input_offset: float = 0.0
     cache_rate: float = 1.0
     num_workers: int = 0
     max_val_images: int = 0
