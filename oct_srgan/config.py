@@ -73,6 +73,8 @@ class ExtractorConfig:
 class LossConfig:
     pixel: Literal["mse", "l1"] = "mse"
     pixel_weight: float = 1.0
+    # + weight x (1 - SSIM) inside the pixel term (0 = plain pixel loss, as in the paper).
+    ssim_weight: float = 0.0
     content_weight: float = 0.0
     adversarial: Literal["bce", "relativistic"] = "bce"
     adversarial_weight: float = 0.0

@@ -58,7 +58,27 @@ def run_facts(meta: dict[str, Any]) -> dict[str, Any]:
     except MlflowException:
         return {}
     end = run.info.end_time or run.info.start_time
-    return {"wall_time_s": (end - run.info.start_time) / 1000.0, "device": run.data.tags.get("device", "?")}
+    return {"wall_time_s": (end - run.info.start_time) / 1000.0, "device": run.data.tags.get("device", "?"),
+            "params": dict(run.data.params)}
+
+
+def recipe_line(meta: dict[str, Any]) -> str:
+    """What a stage trained with, read from its logged params (so the card never drifts from the run)."""
+    p = run_facts(meta).get("params") or {}
+    if not p:
+        return f"- {meta.get('stage', '?')}: config `{meta.get('config_name', '?')}` (its MLflow run is not in this store)"
+    loss = f"{p.get('loss.pixel')} pixel loss x{p.get('loss.pixel_weight')}"
+    if float(p.get("loss.content_weight", 0) or 0) > 0:
+        loss += f" + content ({p.get('loss.extractor.name')} {p.get('loss.extractor.layers')}) x{p.get('loss.content_weight')}"
+    if float(p.get("loss.adversarial_weight", 0) or 0) > 0:
+        loss += f" + {p.get('loss.adversarial')} adversarial x{p.get('loss.adversarial_weight')}"
+    aug = ""
+    if float(p.get("data.input_gain", 0) or 0) or float(p.get("data.input_offset", 0) or 0):
+        aug = f", random input gain x(1 +- {p.get('data.input_gain')}) and offset +- {p.get('data.input_offset')}"
+    return (f"- {meta.get('stage', '?')}: {loss}; {p.get('train.iterations')} updates of batch {p.get('train.batch_size')} "
+            f"x HR crop {p.get('data.hr_crop')}{aug}; Adam lr {p.get('train.lr')} (x{p.get('train.lr_gamma')} at "
+            f"{p.get('train.lr_milestones')}), EMA {p.get('train.ema_decay')}, autocast {p.get('precision')}; "
+            f"target `{p.get('data.target')}`.")
 
 
 def _stage_line(meta: dict[str, Any]) -> str:
@@ -84,8 +104,29 @@ def _evaluation_tables(result: EvaluationResult) -> list[str]:
     return lines
 
 
+def stage_comparison(stage_results: list[tuple[str, EvaluationResult]]) -> list[str]:
+    """Each stage's test numbers side by side, and whether the GAN stage kept PSNR and sharpened edges."""
+    if len(stage_results) < 2:
+        return []
+    lines = ["### Stage by stage (test split, headline target)", "",
+             "| stage | PSNR (dB) | SSIM | EPI | PSNR - bicubic |", "|---|---|---|---|---|"]
+    for name, res in stage_results:
+        lines.append(f"| {name} | {res.mean('model', 'psnr'):.2f} | {res.mean('model', 'ssim'):.4f} | "
+                     f"{res.mean('model', 'epi'):.4f} | {res.mean('model - bicubic', 'psnr'):+.2f} |")
+    (first_name, first), (last_name, last) = stage_results[0], stage_results[-1]
+    d_psnr = last.mean("model", "psnr") - first.mean("model", "psnr")
+    d_epi = last.mean("model", "epi") - first.mean("model", "epi")
+    kept = d_psnr >= -0.5
+    sharper = d_epi > 0
+    verdict = ("meets" if kept and sharper else "does not meet")
+    lines += ["", f"The {last_name} stage {verdict} its goal (PSNR within 0.5 dB of {first_name} and a higher EPI): "
+              f"PSNR {d_psnr:+.2f} dB, EPI {d_epi:+.4f}.", ""]
+    return lines
+
+
 def card_text(
-    spec: dict[str, Any], metas: list[dict[str, Any]], result: EvaluationResult, dataset: Any, n_params: int, size: int
+    spec: dict[str, Any], metas: list[dict[str, Any]], result: EvaluationResult, dataset: Any, n_params: int, size: int,
+    stage_results: list[tuple[str, EvaluationResult]] | None = None,
 ) -> str:
     """The model card in Markdown: data and split, recipe, steps, wall time, hardware, test numbers."""
     counts = {s: len(dataset.split(s)) for s in ("train", "val", "test")}
@@ -116,7 +157,8 @@ def card_text(
         "## Data and split",
         "",
         "Duke Bioptigen SD-OCT B-scans (Fang et al., IEEE TMI 32(11):2034-2049, 2013; research use), 14 subjects "
-        "x 6 B-scans of 450 x 900, cropped to 448 x 900. Split **by subject** (seed 0): "
+        "x 6 B-scans of 450 x 900 (5 single acquisitions and their registered average), cropped to a multiple of 4 "
+        "(registered inputs and their reference crop to their overlap). Split **by subject** (seed 0): "
         f"{groups['train']} / {groups['val']} / {groups['test']} subjects, "
         f"{counts['train']} / {counts['val']} / {counts['test']} B-scans for train / val / test. "
         f"LR = `{deg.get('mode')}` x{dataset.scale} degradation of `{deg.get('axes')}` axes, speckle {deg.get('speckle')}. "
@@ -129,12 +171,16 @@ def card_text(
         *[_stage_line(m) for m in metas],
         "",
         f"Hardware: {hardware()}.",
-        "Trained on noisy LR input -> the subject's registered-average B-scan as target (preprocess "
-        "`--reference average`; each average is also paired with itself). Stage 1 trains on the L1 pixel loss; "
-        "stage 2 fine-tunes it as an SRGAN with content loss from the discriminator's own features (feature "
-        "matching; the paper's ImageNet VGG19 needs weights that are not downloaded here) + 1e-3 adversarial "
-        "loss + the pixel loss.",
         "",
+        "Trained on noisy LR input -> the subject's registered-average B-scan as target (preprocess "
+        "`--reference average`: each single acquisition is aligned to its average by an integer translation and "
+        "both are cropped to their overlap; each average is also paired with itself). The SRGAN stage's content "
+        "loss is feature matching on the discriminator's own features (the paper's ImageNet VGG19 needs weights "
+        "that are not downloaded here).",
+        "",
+        *[recipe_line(m) for m in metas],
+        "",
+        *stage_comparison(stage_results),
         "Retrain with one command: `bash scripts/train_default_model.sh`.",
         "",
         "## Evaluation on the test split",
@@ -165,13 +211,21 @@ def package(generator_file: Path, dataset_dir: Path, out_dir: Path, stage_files:
     generator, info = load_generator(generator_file)
     generator = prepare_for_inference(generator)
     items = eval_items(dataset, "test")
+    stage_results: list[tuple[str, EvaluationResult]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        result = evaluate(items, methods_for(generator, info), Path(tmp), shave=int(spec["scale"]), figures=1)
+        for i, path in enumerate(stage_files):
+            g, g_info = load_generator(path)
+            stage_results.append((str(load_generator_file(path)[2].get("stage", f"stage {i + 1}")),
+                                  evaluate(items, methods_for(prepare_for_inference(g), g_info), Path(tmp) / f"s{i}",
+                                           shave=int(spec["scale"]), figures=0)))
+        result = evaluate(items, methods_for(generator, info), Path(tmp) / "final", shave=int(spec["scale"]), figures=1)
+    stage_results.append((str(meta.get("stage", "final")), result))
     metas = [load_generator_file(p)[2] for p in stage_files] + [meta]
     evaluation = {
         "split": "test",
         "dataset_hash": dataset.dataset_hash,
         "n_images": len(items),
+        "target": result.target,
         **{f"{m}_{k}": result.mean(m, k) for m in ("model", "bicubic") for k in ("psnr", "ssim")},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -179,7 +233,7 @@ def package(generator_file: Path, dataset_dir: Path, out_dir: Path, stage_files:
     save_generator_file(target, state, spec, {**meta, "evaluation": evaluation, "card": CARD_FILE})
     n_params = sum(v.numel() for v in state.values() if v.is_floating_point())
     with atomic_path(out_dir / CARD_FILE) as tmp_card:
-        tmp_card.write_text(card_text(spec, metas, result, dataset, n_params, target.stat().st_size))
+        tmp_card.write_text(card_text(spec, metas, result, dataset, n_params, target.stat().st_size, stage_results))
     return target
 
 

@@ -335,7 +335,7 @@ def make_losses(cfg: Config, extractor: nn.Module | None, device: torch.device) 
     from .losses import AdversarialLoss, ContentLoss, PixelLoss
 
     content = ContentLoss(extractor).to(device) if extractor is not None else None
-    return Losses(cfg.train.stage, cfg.loss, PixelLoss(cfg.loss.pixel), AdversarialLoss(cfg.loss.adversarial), content)
+    return Losses(cfg.train.stage, cfg.loss, PixelLoss(cfg.loss.pixel, cfg.loss.ssim_weight), AdversarialLoss(cfg.loss.adversarial), content)
 
 
 def _autocast(device: torch.device, amp_dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

@@ -281,3 +281,18 @@ def test_relativistic_adversarial_losses_match_hand_computation() -> None:
 def test_adversarial_loss_refuses_unknown_kind() -> None:
     with pytest.raises(ValueError):
         AdversarialLoss("wgan")
+
+
+def test_pixel_loss_ssim_term_is_one_minus_ssim_and_zero_for_identical_images() -> None:
+    from monai.metrics import SSIMMetric
+
+    torch.manual_seed(0)
+    sr, hr = torch.rand(2, 1, 48, 48), torch.rand(2, 1, 48, 48)
+    plain, with_ssim = losses.PixelLoss("l1"), losses.PixelLoss("l1", ssim_weight=0.5)
+    ssim = SSIMMetric(spatial_dims=2, data_range=1.0)(sr, hr).mean()
+    assert torch.isclose(with_ssim(sr, hr), plain(sr, hr) + 0.5 * (1 - ssim), atol=1e-5)
+    assert with_ssim(hr, hr).item() == pytest.approx(0.0, abs=1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.isclose(with_ssim(sr, hr), plain(sr, hr) + 0.5 * (1 - ssim), atol=1e-5)
+    with pytest.raises(ValueError, match="ssim weight"):
+        losses.PixelLoss("l1", ssim_weight=-1)

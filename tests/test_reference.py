@@ -89,6 +89,24 @@ def test_paired_crop_takes_hr_from_the_reference_at_the_inputs_position() -> Non
         assert torch.allclose(downscale(2.0 * out["hr"], 4), out["lr"], atol=1e-6)
 
 
+def test_input_gain_and_offset_change_the_noisy_input_only() -> None:
+    """LR = degrade(gain * input + offset) with gain, offset in the configured ranges; the target is untouched."""
+    yy, xx = torch.meshgrid(torch.arange(120.0), torch.arange(160.0), indexing="ij")
+    pattern = (0.2 + 0.6 * (yy * 160 + xx) / (120 * 160))[None]
+    reference = 0.5 * pattern
+    data_cfg = DataConfig(hr_crop=32, degradation=DegradationConfig(), input_gain=0.1, input_offset=0.04)
+    transform = reference_train_transforms(data_cfg)
+    transform.set_random_state(seed=5)
+    gains = []
+    for _ in range(20):
+        out = transform({"input": pattern.clone(), "hr": reference.clone()})
+        clean = downscale(2.0 * out["hr"], 4)  # the LR the input would give without gain/offset
+        a, b = np.polyfit(clean.flatten().numpy(), out["lr"].flatten().numpy(), 1)
+        assert 0.9 - 1e-3 <= a <= 1.1 + 1e-3 and abs(b) <= 0.04 + 1e-3
+        gains.append(a)
+    assert np.std(gains) > 0.01  # a new draw for every sample
+
+
 def test_training_and_validation_use_the_datasets_area_degradation(tmp_path: Path) -> None:
     src = _duke_subset(tmp_path / "src", ("test", "average"))
     options = PrepareOptions(val_fraction=0.25, test_fraction=0.25, reference="average",
