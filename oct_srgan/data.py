@@ -161,6 +161,22 @@ def resolve_config(info: DatasetInfo, cfg: Config) -> Config:
     return replace(cfg, data=data)
 
 
+def check_model_degradation(info: DatasetInfo, model_meta: dict[str, Any] | None, model_name: str) -> None:
+    """Refuse scoring a model on LR made another way than it was trained on (it owns its degradation).
+
+    Models exported before the degradation was recorded carry none and are not checked.
+    """
+    recorded = (model_meta or {}).get("degradation")
+    if not recorded:
+        return
+    has = make(DegradationConfig, info.degradation or {}, "degradation")
+    trained = make(DegradationConfig, dict(recorded), "degradation")
+    if has != trained:
+        said = ", ".join(f"{k}={v}" for k, v in asdict(trained).items())
+        made = ", ".join(f"{k}={v}" for k, v in asdict(has).items())
+        raise DataError(f"{info.root}: dataset LR is made with {made} but model {model_name} was trained on {said}")
+
+
 def load_transforms(keys: tuple[str, ...]) -> Compose:
     """Deterministic part of the pipeline: 16-bit PNG → float32 [1, H, W] in [0, 1]."""
     return Compose(

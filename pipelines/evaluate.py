@@ -71,7 +71,7 @@ def evaluate(
     from tqdm import tqdm
 
     from oct_srgan import tracking
-    from oct_srgan.data import eval_items, open_dataset
+    from oct_srgan.data import check_model_degradation, eval_items, open_dataset
     from oct_srgan.evaluation import (
         benchmark_folder,
         benchmark_items,
@@ -103,6 +103,7 @@ def evaluate(
         dataset = open_dataset(data)
         if dataset.scale != scale or dataset.axes != info["upsample_axes"]:
             raise DataError(f"{data}: dataset is x{dataset.scale} ({dataset.axes}) but the model is x{scale} ({info['upsample_axes']})")
+        check_model_degradation(dataset, info.get("meta"), str(info["source"]))
         items = eval_items(dataset, split, limit)
         name, protocol, scope = f"{split}-{dataset.dataset_hash[:8]}", "oct", split
         tags["dataset_hash"] = dataset.dataset_hash

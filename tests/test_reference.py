@@ -176,6 +176,26 @@ def test_exported_generator_records_the_degradation(tmp_path: Path, ref_dataset:
     assert meta["target"] == "reference"
 
 
+def test_evaluate_refuses_a_model_trained_on_another_degradation(ref_dataset: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from oct_srgan.checkpoint import save_generator_file
+    from oct_srgan.data import check_model_degradation
+    from oct_srgan.models import srresnet
+    from oct_srgan.pipelines.cli import app
+
+    info = open_dataset(ref_dataset)
+    check_model_degradation(info, {"degradation": {"mode": "bicubic", "axes": "both", "speckle": 0.0}}, "m")
+    check_model_degradation(info, {}, "old model without a record")
+    g = srresnet(in_channels=1, channels=8, num_blocks=1, scale=4, norm="none")
+    model = save_generator_file(tmp_path / "area.pt", g.state_dict(), g.spec,
+                                {"degradation": {"mode": "area", "axes": "both", "speckle": 0.0}})
+    result = CliRunner().invoke(app, ["evaluate", "--model", str(model), "--data", str(ref_dataset), "--split", "test",
+                                      "--out", str(tmp_path / "e"), "--no-progress"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.output.strip().splitlines()[-1].startswith("error: ") and "trained on mode=area" in result.output
+
+
 def test_oct_rois_cnr_enl_epi_match_hand_computation() -> None:
     rng = np.random.default_rng(1)
     ref = np.full((80, 60), 0.4)
