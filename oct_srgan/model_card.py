@@ -189,7 +189,7 @@ def card_text(
         "",
         *_evaluation_tables(result),
         "`model - bicubic` rows are paired differences with a 95% t-interval; CNR (dB) and ENL use ROIs chosen on "
-        "the reference (vitreous above the retina, brightest 5% layer band), EPI is the Laplacian correlation with "
+        "the reference (vitreous above the retina, brightest 5% layer band), EPI is the correlation of the Laplacians of Gaussian (sigma 2 px, the layer scale) with "
         "the target (`oct_srgan/metrics.py`).",
         "",
         "## Intended use and limits",
