@@ -80,10 +80,12 @@ def user_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from oct_srgan.allocator import keep_freed_memory
         from oct_srgan.config import ConfigError
         from oct_srgan.errors import OctSrganError
 
         quiet()
+        keep_freed_memory()
         try:
             return fn(*args, **kwargs)
         except (OctSrganError, ConfigError) as exc:
