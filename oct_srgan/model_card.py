@@ -68,6 +68,8 @@ def recipe_line(meta: dict[str, Any]) -> str:
     if not p:
         return f"- {meta.get('stage', '?')}: config `{meta.get('config_name', '?')}` (its MLflow run is not in this store)"
     loss = f"{p.get('loss.pixel')} pixel loss x{p.get('loss.pixel_weight')}"
+    if float(p.get("loss.ssim_weight", 0) or 0) > 0:
+        loss += f" (+ {p.get('loss.ssim_weight')} x (1 - SSIM))"
     if float(p.get("loss.content_weight", 0) or 0) > 0:
         loss += f" + content ({p.get('loss.extractor.name')} {p.get('loss.extractor.layers')}) x{p.get('loss.content_weight')}"
     if float(p.get("loss.adversarial_weight", 0) or 0) > 0:
@@ -75,9 +77,11 @@ def recipe_line(meta: dict[str, Any]) -> str:
     aug = ""
     if float(p.get("data.input_gain", 0) or 0) or float(p.get("data.input_offset", 0) or 0):
         aug = f", random input gain x(1 +- {p.get('data.input_gain')}) and offset +- {p.get('data.input_offset')}"
+    milestones = p.get("train.lr_milestones", "[]")
+    schedule = f" (x{p.get('train.lr_gamma')} at steps {milestones})" if milestones not in ("[]", "", None) else " (constant)"
     return (f"- {meta.get('stage', '?')}: {loss}; {p.get('train.iterations')} updates of batch {p.get('train.batch_size')} "
-            f"x HR crop {p.get('data.hr_crop')}{aug}; Adam lr {p.get('train.lr')} (x{p.get('train.lr_gamma')} at "
-            f"{p.get('train.lr_milestones')}), EMA {p.get('train.ema_decay')}, autocast {p.get('precision')}; "
+            f"x HR crop {p.get('data.hr_crop')}{aug}; Adam lr {p.get('train.lr')}{schedule}, EMA {p.get('train.ema_decay')}, "
+            f"autocast {p.get('precision')}; "
             f"target `{p.get('data.target')}`.")
 
 

@@ -19,10 +19,10 @@ DUKE = REPO.parent / "shared" / "data" / "oct" / "duke_bioptigen"
 
 
 def test_torchrun_two_ranks_stay_identical_and_log_one_run(tmp_path: Path, mlflow_store: Path) -> None:
-    patch = tifffile.imread(DUKE / "subject02" / "average.tif")[180:244, 300:364]
-    for group in "abc":
+    average = tifffile.imread(DUKE / "subject02" / "average.tif")
+    for i, group in enumerate("abc"):  # three different retina patches: identical content would share a split
         (tmp_path / "src" / group).mkdir(parents=True)
-        Image.fromarray(patch).save(tmp_path / "src" / group / "patch.png")
+        Image.fromarray(average[180:244, 300 + 64 * i : 364 + 64 * i]).save(tmp_path / "src" / group / "patch.png")
     prepare_dataset([tmp_path / "src"], tmp_path / "ds", PrepareOptions(val_fraction=0.34, test_fraction=0.0))
     spec = {"in_channels": 1, "channels": 8, "num_blocks": 1, "scale": 4, "norm": "batch", "upsample_axes": "both"}
     init = checkpoint.save_generator_file(tmp_path / "init.pt", build_generator(spec).state_dict(), spec, {})
