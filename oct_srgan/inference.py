@@ -34,7 +34,6 @@ from torch import nn
 from . import io as scan_io
 from .checkpoint import load_generator_file, load_weights
 from .errors import ModelError, OctSrganError, ScanError, WriteError
-from .fsutil import atomic_path
 from .models import build_generator, fold_batchnorm
 from .models.fast_tail import fuse_hr_tail
 from .precision import choose_inference_precision

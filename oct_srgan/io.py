@@ -8,12 +8,14 @@ Every reader ends in this one module, so each quirk of a format or of MONAI is f
 - PNG / JPEG / BMP: MONAI ``PILReader`` with ``reverse_indexing=False`` (arrays stay ``[H, W]``).
 - TIFF: ``tifffile``. ``LoadImage`` picks no reader for ``.tif``, and PIL reads only the first page
   of a multi-page TIFF (a volume); tifffile also gives BitsPerSample and the photometric tag.
-- DICOM: MONAI ``PydicomReader.read`` (i.e. ``pydicom.dcmread``) for the Dataset, but the pixels are
-  decoded here with pydicom's decoder, because ``PydicomReader.get_data`` returns a multi-frame OCT
-  as (rows, frames, cols), reports unit spacing (it ignores functional-group Pixel Measures), does
-  not invert MONOCHROME1 and leaves RGB as colour.
-- ``ScanReader`` wraps ``read_scan`` as a MONAI ``ImageReader``; ``LoadScand`` runs it through
-  ``LoadImage`` so files flow into MONAI transforms as MetaTensors ``[N, H, W]``.
+- DICOM: ``pydicom.dcmread`` (all that MONAI's ``PydicomReader.read`` does for one file; called
+  directly so that enhancing a DICOM does not pay the 2.6 s import of the whole MONAI package), and
+  the pixels are decoded here with pydicom's decoder, because ``PydicomReader.get_data`` returns a
+  multi-frame OCT as (rows, frames, cols), reports unit spacing (it ignores functional-group Pixel
+  Measures), does not invert MONOCHROME1 and leaves RGB as colour.
+- MONAI is imported only inside the readers that use it. ``oct_srgan.transforms.ScanReader`` wraps
+  ``read_scan`` as a MONAI ``ImageReader`` and ``LoadScand`` runs it through ``LoadImage`` so files
+  flow into MONAI transforms as MetaTensors ``[N, H, W]``.
 
 Orientation: DICOM frames and TIFF pages are B-scans as stored (rows = depth). NIfTI: see
 ``_read_nifti`` (B-scan axis = coarsest voxel size; in-plane depth = finer voxel size, ties follow
@@ -40,7 +42,7 @@ import copy
 import dataclasses
 import math
 import re
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,9 +50,6 @@ from typing import Any
 import numpy as np
 import pydicom
 import tifffile
-from monai.data import ImageReader, NibabelReader, PILReader, PydicomReader
-from monai.transforms import LoadImage, MapTransform
-from monai.utils import ensure_tuple
 from PIL import Image, PngImagePlugin
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels import get_decoder
@@ -362,7 +361,7 @@ def _dicom_unit_range(ds: pydicom.Dataset) -> tuple[float, float, float, float]:
 
 
 def _read_dicom(path: Path) -> Scan:
-    ds = PydicomReader().read(str(path))
+    ds = pydicom.dcmread(str(path))
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise ScanError(f"{path}: DICOM file has no pixel data")
     meta = getattr(ds, "file_meta", None)
@@ -599,6 +598,8 @@ def _read_nifti(path: Path, bscan_axis: int | None) -> Scan:
     signs are ignored on purpose: both OCTDL files carry an ITK-style x/y flip, yet their array
     order (first axis = x = columns) is already the upright picture (checked by eye).
     """
+    from monai.data import NibabelReader
+
     reader = NibabelReader()
     img = reader.read(str(path))
     data, _ = reader.get_data(img)
@@ -745,6 +746,8 @@ def _grey(x: np.ndarray) -> np.ndarray:
 
 def _read_pil(path: Path, fmt: str) -> Scan:
     """One B-scan: 8-bit -> /255, 16-bit -> /65535; palette, colour and alpha modes go to grey."""
+    from monai.data import PILReader
+
     reader = PILReader(reverse_indexing=False)
     img = reader.read(str(path))
     try:
@@ -937,40 +940,3 @@ def scan_meta(scan: Scan) -> dict[str, Any]:
         "bit_depth": scan.bit_depth,
         "photometric": scan.photometric,
     }
-
-
-class ScanReader(ImageReader):
-    """MONAI ``ImageReader`` over ``read_scan``: ``LoadImage(reader=ScanReader())`` yields [N, H, W]."""
-
-    def __init__(self, bscan_axis: int | None = None) -> None:
-        super().__init__()
-        self.bscan_axis = bscan_axis
-
-    def verify_suffix(self, filename: Sequence[str | Path] | str | Path) -> bool:
-        return all(is_scan_file(f) for f in ensure_tuple(filename))
-
-    def read(self, data: Sequence[str | Path] | str | Path, **kwargs: Any) -> Scan:
-        names = ensure_tuple(data)
-        if len(names) != 1:
-            first = names[0] if names else "<none>"
-            raise ScanError(f"{first}: ScanReader reads one file at a time, got {len(names)}")
-        return read_scan(names[0], self.bscan_axis)
-
-    def get_data(self, img: Scan) -> tuple[np.ndarray, dict]:
-        return img.pixels, scan_meta(img)
-
-
-class LoadScand(MapTransform):
-    """Dictionary transform: the path in each key becomes a MetaTensor [N, H, W] with scan metadata."""
-
-    def __init__(self, keys: Hashable | Sequence[Hashable] = ("image",), bscan_axis: int | None = None,
-                 allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.reader = ScanReader(bscan_axis)
-        self.loader = LoadImage(reader=self.reader, image_only=True, dtype=np.float32)
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.loader(d[key], reader=self.reader)
-        return d

@@ -78,7 +78,6 @@ def evaluate(
         evaluate as run_evaluation,
         methods_for,
         optional_extractor,
-        summary_markdown,
     )
     from oct_srgan.errors import DataError
     from oct_srgan.inference import load_generator, prepare_for_inference
@@ -139,7 +138,6 @@ def evaluate(
             "benchmark": benchmark or "-", "n_images": len(items), "shave": shave, "y_channel": y_channel,
             "tile": tile, "overlap": overlap, "precision": precision.value, "content_extractor": extractor_note[:250],
         })
-        summary = result.summary
         tracking.log_params({"target": result.target})
         headline: dict[str, float] = {}
         for target_name, table in result.summaries.items():
