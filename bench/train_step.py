@@ -31,6 +31,7 @@ import torch
 
 from oct_srgan import training
 from oct_srgan.config import load_config
+from oct_srgan.precision import training_dtype
 from oct_srgan.models import build_discriminator, build_generator, fold_batchnorm, generator_spec
 from oct_srgan.transforms import downscale
 
@@ -85,8 +86,11 @@ def _train_settings(device: torch.device) -> list[tuple[str, bool, torch.dtype |
         amp = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         settings.append((f"{str(amp)[6:]} autocast + channels_last", True, amp, "trainer default on CUDA"))
     else:
-        settings.append(("fp32 channels_last", True, None, "trainer default on CPU"))
-        settings.append(("bf16 autocast + channels_last", True, torch.bfloat16, "not used by the trainer on CPU"))
+        native = training_dtype(device) == torch.bfloat16
+        settings.append(("fp32 channels_last", True, None,
+                         "trainer default on this CPU (no native bf16)" if not native else "fp32 on this CPU"))
+        settings.append(("bf16 autocast + channels_last", True, torch.bfloat16,
+                         "trainer default on this CPU (native bf16)" if native else "emulated bf16: not used here"))
     return settings
 
 
