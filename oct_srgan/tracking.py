@@ -210,7 +210,8 @@ def _dataset_source_class() -> type:
             return "oct-srgan-dataset"
 
         def load(self) -> Any:
-            raise NotImplementedError("an oct-srgan dataset is opened from its folder with oct_srgan.data.open_dataset")
+            # The source holds no path on purpose (paths may name patients): there is nothing to load from.
+            raise ValueError("an oct-srgan dataset is opened from its folder with oct_srgan.data.open_dataset")
 
         @staticmethod
         def _can_resolve(raw_source: Any) -> bool:
@@ -218,7 +219,7 @@ def _dataset_source_class() -> type:
 
         @classmethod
         def _resolve(cls, raw_source: Any) -> Any:
-            raise NotImplementedError
+            raise ValueError("oct-srgan dataset sources are never resolved from a URI (they hold no path)")
 
         def to_dict(self) -> dict[str, Any]:
             return {"format": DATASET_FORMAT, "dataset_hash": self.dataset_hash, "split": self.split}
