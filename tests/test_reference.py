@@ -223,17 +223,26 @@ def test_oct_rois_cnr_enl_epi_match_hand_computation() -> None:
     assert metrics.epi(img, ref) > metrics.epi(img, ref, sigma=0)  # pixel noise weighs less at the layer scale
 
 
+def _shifted_pair(root: Path, seed: int, size: int, average: tuple[slice, slice], scan: tuple[slice, slice]) -> Path:
+    """One group: ``average.png`` and ``scan.png`` cut from one random scene at two offsets."""
+    from PIL import Image
+
+    scene = (np.random.default_rng(seed).random((size, size)) * 255).astype(np.uint8)
+    folder = root / "src" / "s1"
+    folder.mkdir(parents=True)
+    Image.fromarray(scene[average]).save(folder / "average.png")
+    Image.fromarray(scene[scan]).save(folder / "scan.png")
+    return root / "src"
+
+
+SHIFTED = (np.s_[10:130, 10:170], np.s_[16:136, 3:163])  # average[y, x] == scan[y - 6, x + 7]
+
+
 def test_registration_aligns_a_shifted_scan_to_its_reference_exactly(tmp_path: Path) -> None:
     from PIL import Image
 
-    rng = np.random.default_rng(3)
-    scene = (rng.random((140, 180)) * 255).astype(np.uint8)
-    folder = tmp_path / "src" / "s1"
-    folder.mkdir(parents=True)
-    Image.fromarray(scene[10:130, 10:170]).save(folder / "average.png")
-    Image.fromarray(scene[16:136, 3:163]).save(folder / "scan.png")  # average[y, x] == scan[y - 6, x + 7]
-    report = prepare_dataset([tmp_path / "src"], tmp_path / "out",
-                             PrepareOptions(val_fraction=0, test_fraction=0, reference="average"))
+    src = _shifted_pair(tmp_path, 3, 180, *SHIFTED)
+    report = prepare_dataset([src], tmp_path / "out", PrepareOptions(val_fraction=0, test_fraction=0, reference="average"))
     row = report.manifest[report.manifest["is_reference"].astype(str) == "False"].iloc[0]
     assert (row.ref_shift_y, row.ref_shift_x) == (6, -7)
     hr = np.asarray(Image.open(tmp_path / "out" / row.hr_path))
@@ -242,26 +251,14 @@ def test_registration_aligns_a_shifted_scan_to_its_reference_exactly(tmp_path: P
 
 
 def test_registration_off_keeps_the_top_left_pairing(tmp_path: Path) -> None:
-    from PIL import Image
-
-    scene = (np.random.default_rng(4).random((140, 180)) * 255).astype(np.uint8)
-    folder = tmp_path / "src" / "s1"
-    folder.mkdir(parents=True)
-    Image.fromarray(scene[10:130, 10:170]).save(folder / "average.png")
-    Image.fromarray(scene[16:136, 3:163]).save(folder / "scan.png")
-    report = prepare_dataset([tmp_path / "src"], tmp_path / "out",
+    src = _shifted_pair(tmp_path, 4, 180, *SHIFTED)
+    report = prepare_dataset([src], tmp_path / "out",
                              PrepareOptions(val_fraction=0, test_fraction=0, reference="average", register=False))
     assert (report.manifest[["ref_shift_y", "ref_shift_x"]] == 0).all().all()
     assert set(report.manifest["height"]) == {120} and set(report.manifest["width"]) == {160}
 
 
 def test_a_shift_too_large_for_one_location_is_refused_naming_both_files(tmp_path: Path) -> None:
-    from PIL import Image
-
-    scene = (np.random.default_rng(5).random((200, 200)) * 255).astype(np.uint8)
-    folder = tmp_path / "src" / "s1"
-    folder.mkdir(parents=True)
-    Image.fromarray(scene[0:120, 0:120]).save(folder / "average.png")
-    Image.fromarray(scene[40:160, 0:120]).save(folder / "scan.png")
+    src = _shifted_pair(tmp_path, 5, 200, np.s_[0:120, 0:120], np.s_[40:160, 0:120])
     with pytest.raises(DataError, match=r"scan\.png.*average\.png.*shift of"):
-        prepare_dataset([tmp_path / "src"], tmp_path / "out", PrepareOptions(val_fraction=0, test_fraction=0, reference="average"))
+        prepare_dataset([src], tmp_path / "out", PrepareOptions(val_fraction=0, test_fraction=0, reference="average"))
