@@ -105,7 +105,7 @@ def bench_training(device: torch.device, stage: str, batch: int, crop: int, warm
         generator = build_generator(generator_spec(cfg))
         disc = build_discriminator(cfg) if stage == "srgan" else None
         nets = training.make_nets(cfg, generator, disc, device, amp)
-        extractor = training.build_extractor(cfg, nets.discriminator, device, weights="random")
+        extractor = training.build_extractor(cfg, nets.discriminator, device, weights="random", amp_dtype=amp)
         losses = training.make_losses(cfg, extractor, device)
         lr, hr = _crops(device, batch, crop, np.random.default_rng(0))
         memory_format = torch.channels_last if channels_last else torch.contiguous_format

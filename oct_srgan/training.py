@@ -314,8 +314,13 @@ class Losses:
 
 
 def build_extractor(cfg: Config, discriminator: nn.Module | None, device: torch.device,
-                    weights: str | None = None) -> nn.Module | None:
-    """The content-loss extractor of stage srgan (None when unused); ``weights`` overrides the config's."""
+                    weights: str | None = None, amp_dtype: torch.dtype | None = None) -> nn.Module | None:
+    """The content-loss extractor of stage srgan (None when unused); ``weights`` overrides the config's.
+
+    A frozen extractor (VGG19) is stored in the generator's memory format and, under bf16/fp16
+    autocast, in that dtype: autocast re-casts weights that need no gradient on every call (it
+    caches only trainable leaves), two VGG19 passes per step.
+    """
     if cfg.train.stage != "srgan" or cfg.loss.content_weight <= 0:
         return None
     from .losses import build_extractor as build
@@ -328,7 +333,10 @@ def build_extractor(cfg: Config, discriminator: nn.Module | None, device: torch.
         in_channels=cfg.model.in_channels,
         discriminator=_unwrap(discriminator) if discriminator is not None else None,
     )
-    return extractor.to(device)
+    if any(p.requires_grad for p in extractor.parameters()):
+        return extractor.to(device)
+    memory_format = torch.channels_last if cfg.train.channels_last else torch.preserve_format
+    return extractor.to(device, dtype=amp_dtype, memory_format=memory_format)
 
 
 def make_losses(cfg: Config, extractor: nn.Module | None, device: torch.device) -> Losses:
@@ -438,7 +446,7 @@ class _Trainer:
 
         torch.manual_seed(cfg.seed)
         self.nets = self._build_nets()
-        self.extractor = build_extractor(cfg, self.nets.discriminator, device)
+        self.extractor = build_extractor(cfg, self.nets.discriminator, device, amp_dtype=self.amp_dtype)
         self.losses = make_losses(cfg, self.extractor, device)
 
         self._check_crop_fits()

@@ -231,3 +231,28 @@ def test_fold_batchnorm_discriminator_matches_eval_model() -> None:
     x = torch.rand(2, 1, 32, 32)
     with torch.no_grad():
         assert torch.allclose(folded(x), model.eval()(x), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("in_channels", [1, 3])
+@pytest.mark.parametrize("scale", [2, 4])
+def test_paper_tail_in_subpixel_form_equals_the_9x9_hr_conv(in_channels: int, scale: int) -> None:
+    """The forward computes the HR tail at 2x (models/fast_tail.py): same output and same gradients
+    on the paper's 9x9 weight as shuffle -> PReLU -> 9x9 conv at HR."""
+    torch.manual_seed(0)
+    model = small_generator(in_channels=in_channels, scale=scale).eval()
+    with torch.no_grad():
+        model.tail.bias.uniform_(-0.5, 0.5)
+    x = torch.rand(2, in_channels, 7, 9)
+
+    def plain() -> torch.Tensor:
+        head = model.head(x)
+        return model.tail(model.upsample(model.body_tail(model.blocks(head)) + head))
+
+    fast = model(x)
+    reference = plain()
+    assert fast.shape == (2, in_channels, 7 * scale, 9 * scale)
+    assert torch.allclose(fast, reference, atol=1e-5, rtol=0)
+    grad_fast = torch.autograd.grad(fast.square().sum(), model.tail.weight)[0]
+    grad_plain = torch.autograd.grad(reference.square().sum(), model.tail.weight)[0]
+    assert torch.allclose(grad_fast, grad_plain, atol=1e-4, rtol=1e-4)
+    assert "tail_index" not in model.state_dict() and model.state_dict()["tail.weight"].shape == (in_channels, 8, 9, 9)

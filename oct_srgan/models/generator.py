@@ -24,6 +24,8 @@ import math
 import torch
 from torch import nn
 
+from .fast_tail import subpixel_index, subpixel_tail
+
 NORMS = ("batch", "none")
 UPSAMPLE_AXES = ("both", "lateral")
 UPSAMPLE_MODES = ("paper", "lr_shuffle")
@@ -168,6 +170,9 @@ class SRResNet(nn.Module):
                 *(UpsampleBlock(channels, upsample_axes) for _ in range(int(math.log2(scale))))
             )
             self.tail: nn.Module = nn.Conv2d(channels, in_channels, 9, padding=4)
+            if upsample_axes == "both" and scale > 1:
+                # The HR tail runs in its sub-pixel form (models/fast_tail.py); not a saved tensor.
+                self.register_buffer("tail_index", subpixel_index(in_channels, channels, 9), persistent=False)
         else:
             self.upsample = nn.Sequential()
             self.tail = SubPixelTail(channels, in_channels, scale, upsample_axes)
@@ -214,4 +219,9 @@ class SRResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         head = self.head(x)
         body = self.body_tail(self.blocks(head)) + head
+        last = self.upsample[-1] if len(self.upsample) else None
+        if hasattr(self, "tail_index") and isinstance(last.act, nn.PReLU) and last.act.num_parameters == 1:
+            # PReLU with one slope commutes with the shuffle; the tail then reads the 2x map.
+            x = last.act(last.conv(self.upsample[:-1](body)))
+            return subpixel_tail(x, self.tail.weight, self.tail.bias, self.tail_index)
         return self.tail(self.upsample(body))
