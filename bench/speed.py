@@ -57,6 +57,11 @@ def conv_flops_per_output_pixel(model: torch.nn.Module, lr: int = 16) -> float:
         out = model(torch.zeros(1, 1, lr, lr))
     for handle in handles:
         handle.remove()
+    tail = getattr(model, "tail", None)
+    if hasattr(model, "tail_index") and isinstance(tail, torch.nn.Conv2d):
+        # The paper's 9x9 HR tail runs in its sub-pixel form (functional conv, no hook): count
+        # its nominal FLOPs, as the paper layout computes them at HR.
+        total[0] += 2.0 * tail.in_channels * tail.kernel_size[0] * tail.kernel_size[1] * out.numel()
     return total[0] / out[0, 0].numel()
 
 
