@@ -5,6 +5,8 @@ The CLI prints ``error: <message>`` and exits non-zero for any of these, never a
 
 from __future__ import annotations
 
+import re
+
 
 class OctSrganError(Exception):
     """Base of every error meant to reach the user as one line."""
@@ -40,3 +42,14 @@ class OutputExistsError(ScanError):
 
 class WriteError(ScanError):
     """An output could not be written (disk full, I/O error): a failure of the run, not a skipped input."""
+
+
+# Advice a library addresses to its programmers ("Use force=True to force reading."): it names no flag
+# of ours, so the user could not follow it; dropped from messages passed on.
+_LIBRARY_ADVICE = re.compile(r"[^.;]*\b(?:use|set|pass)\s+\w+=\w+[^.;]*[.;]?", re.IGNORECASE)
+
+
+def one_line(exc: BaseException) -> str:
+    """``exc`` as one line of at most 200 characters, without advice about library keyword arguments."""
+    text = " ".join(_LIBRARY_ADVICE.sub("", str(exc)).split()).rstrip(" .;,") or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."

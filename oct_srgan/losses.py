@@ -26,7 +26,7 @@ from monai.losses import SSIMLoss
 from torch import nn
 from torch.func import functional_call
 
-from oct_srgan.errors import ModelError, WeightsNotFoundError
+from oct_srgan.errors import ModelError, WeightsNotFoundError, one_line
 from oct_srgan.models.discriminator import Discriminator
 
 __all__ = [
@@ -76,11 +76,6 @@ def _vgg19_layer_names() -> dict[str, int]:
 VGG19_LAYERS = _vgg19_layer_names()
 _VGG19_CONV_INDICES = tuple(i for n, i in VGG19_LAYERS.items() if n.startswith("conv"))
 VGG19_FEATURE_KEYS = tuple(f"features.{i}.{p}" for i in _VGG19_CONV_INDICES for p in ("weight", "bias"))
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def register_extractor(name: str) -> Callable[[Extractor], Extractor]:
@@ -209,7 +204,7 @@ class VGG19Features(_FrozenEval):
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - any unreadable file is the same user error
-            raise ModelError(f"{path}: not a readable VGG19 state dict ({_one_line(exc)})") from None
+            raise ModelError(f"{path}: not a readable VGG19 state dict ({one_line(exc)})") from None
         if not isinstance(state, dict):
             raise ModelError(f"{path}: not a VGG19 state dict (got {type(state).__name__})")
         present = {k for k in state if isinstance(k, str) and k.startswith("features.")}
@@ -227,7 +222,7 @@ class VGG19Features(_FrozenEval):
                 {k: state[f"features.{k}"] for k in wanted}, strict=True
             )
         except RuntimeError as exc:
-            raise ModelError(f"{path}: VGG19 weights do not fit ({_one_line(exc)})") from None
+            raise ModelError(f"{path}: VGG19 weights do not fit ({one_line(exc)})") from None
         self.weights_source = str(path)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -382,7 +377,7 @@ def _user_extractor(
         module = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - any import failure is the same user error
         raise ModelError(
-            f"{where}: cannot import {module_name} ({type(exc).__name__}: {_one_line(exc)})"
+            f"{where}: cannot import {module_name} ({type(exc).__name__}: {one_line(exc)})"
         ) from None
     factory = getattr(module, attr, None)
     if not callable(factory):

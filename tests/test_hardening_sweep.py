@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from oct_srgan import io as scan_io
+from oct_srgan.io import raster as scan_io
 from oct_srgan.prepare import PrepareOptions, prepare_dataset
 from oct_srgan.pipelines.cli import app
 from tests.test_hardening_serve import bomb_png

@@ -1,0 +1,47 @@
+"""Read and write OCT scans as stacks of B-scans ``[N, H, W]`` float32 in ``[0, 1]``.
+
+H is axial depth (rows) and W the lateral A-scans (columns), so retinal layers run left-right.
+Every reader ends in this package, so each quirk of a format or of MONAI is fixed once:
+
+- ``scan``: the ``Scan`` every reader returns, its ``Geometry`` and source headers, and the
+  intensity conversions shared by the formats (the writers apply the exact inverse, so integer
+  round trips are lossless).
+- ``detect``: which format a file holds, by name suffix or by magic bytes.
+- ``registry``: the format table (name -> reader, writer); ``dicom``, ``nifti`` and ``raster``
+  (PNG/TIFF/JPEG/BMP) each register their formats in it when imported here.
+- ``readwrite``: ``read_scan`` / ``write_scan``, which dispatch through the table.
+
+MONAI is imported only inside the readers that use it (NIfTI, PIL formats).
+``oct_srgan.transforms.ScanReader`` wraps ``read_scan`` as a MONAI ``ImageReader`` and ``LoadScand``
+runs it through ``LoadImage`` so files flow into MONAI transforms as MetaTensors ``[N, H, W]``.
+"""
+
+from __future__ import annotations
+
+from ..limits import DEFAULT_MAX_PIXELS
+from . import dicom, nifti, raster  # noqa: F401  (each registers its formats in the table)
+from .detect import SCAN_SUFFIXES, detect_format, find_scans, format_of_name, is_scan_file, scan_format
+from .readwrite import read_scan, write_scan
+from .registry import SUPPORTED_FORMATS, ScanFormat, register_format, resolve_format
+from .scan import Geometry, NiftiHeader, RasterHeader, Scan, scan_meta
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "SCAN_SUFFIXES",
+    "SUPPORTED_FORMATS",
+    "Geometry",
+    "NiftiHeader",
+    "RasterHeader",
+    "Scan",
+    "ScanFormat",
+    "detect_format",
+    "find_scans",
+    "format_of_name",
+    "is_scan_file",
+    "read_scan",
+    "register_format",
+    "resolve_format",
+    "scan_format",
+    "scan_meta",
+    "write_scan",
+]

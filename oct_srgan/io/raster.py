@@ -1,0 +1,159 @@
+"""PNG / JPEG / BMP through PIL (MONAI's ``PILReader``) and TIFF through ``tifffile``: one B-scan per
+picture, one per page of a TIFF; grey written back at the source sample depth.
+
+- PNG / JPEG / BMP: ``PILReader`` with ``reverse_indexing=False`` (arrays stay ``[H, W]``), imported
+  inside the reader so that enhancing a DICOM does not pay MONAI's package import.
+- TIFF: ``tifffile``. ``LoadImage`` picks no reader for ``.tif``, and PIL reads only the first page
+  of a multi-page TIFF (a volume); tifffile also gives BitsPerSample and the photometric tag.
+
+Integers map to [0, 1] by ``/(2**bits - 1)`` with bits the sample size (TIFF BitsPerSample). These
+formats carry no trustworthy geometry (resolution tags are usually a 72 dpi placeholder), so their
+spacing is None.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+from PIL import Image, PngImagePlugin
+
+from ..errors import ScanError
+from .registry import register_format
+from .scan import Geometry, RasterHeader, Scan, float_range, from_unit, int_range, luma, to_unit
+
+_PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG", "bmp": "BMP"}
+_PIL_TO_RGB = {
+    "P": "RGB", "PA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB", "RGBX": "RGB", "1": "L"
+}
+_PHOTOMETRIC_BY_CHANNELS = {1: "MONOCHROME2", 2: "MONOCHROME2", 3: "RGB", 4: "RGBA"}
+
+
+def _grey(x: np.ndarray) -> np.ndarray:
+    """Normalised [..., C] samples to grey: grey+alpha keeps the grey, colour goes through luma."""
+    return x[..., 0] if x.shape[-1] == 2 else luma(x)
+
+
+def _read_pil(path: Path, bscan_axis: int | None = None, *, fmt: str) -> Scan:
+    """One B-scan: 8-bit -> /255, 16-bit -> /65535; palette, colour and alpha modes go to grey."""
+    from monai.data import PILReader
+
+    reader = PILReader(reverse_indexing=False)
+    img = reader.read(str(path))
+    try:
+        img.load()
+        mode = img.mode
+        target_mode = "RGBA" if mode == "P" and "transparency" in img.info else _PIL_TO_RGB.get(mode)
+        converted = img.convert(target_mode) if target_mode else img
+        arr, _ = reader.get_data(converted)
+        arr = np.asarray(arr)
+    finally:
+        img.close()
+    arr = arr.astype(arr.dtype.newbyteorder("=")) if arr.dtype.byteorder == ">" else arr
+    if arr.dtype == np.uint8:
+        intensity, bits, dtype = (0.0, 255.0), 8, np.dtype(np.uint8)
+    elif arr.dtype.kind in "ui" and arr.min() >= 0 and arr.max() <= 65535:
+        intensity, bits, dtype = (0.0, 65535.0), 16, np.dtype(np.uint16)
+    elif arr.dtype.kind == "f":
+        intensity, bits, dtype = float_range(arr, path), 32, np.dtype(np.uint16)
+    else:
+        lo, hi = float(arr.min()), float(arr.max())
+        intensity, bits, dtype = (lo, max(hi, lo + 1.0)), 32, np.dtype(np.uint16)
+    channels = arr.shape[2] if arr.ndim == 3 else 1
+    photometric = "PALETTE COLOR" if mode in ("P", "PA") else _PHOTOMETRIC_BY_CHANNELS.get(channels, "RGB")
+    x = to_unit(arr, *intensity)
+    pixels = (_grey(x) if channels > 1 else x)[None]
+    header = RasterHeader(mode=mode, dtype=dtype, intensity=intensity, info={"format": img.format})
+    return Scan(np.ascontiguousarray(pixels), Geometry(), fmt, bits, photometric, header, path)
+
+
+def _read_tiff(path: Path, bscan_axis: int | None = None) -> Scan:
+    """All pages of the first series are B-scans; MINISWHITE is inverted, palettes applied."""
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        arr = series.asarray()
+        axes = series.axes
+        page = tif.pages[0]
+        photometric = page.photometric
+        bits = int(page.bitspersample)
+        colormap = page.colormap
+    if "Y" not in axes or "X" not in axes:
+        raise ScanError(f"{path}: TIFF series has no image plane (axes {axes})")
+    if "S" in axes:
+        arr = np.moveaxis(arr, axes.index("S"), -1)
+        axes = axes.replace("S", "") + "S"
+    if photometric == tifffile.PHOTOMETRIC.PALETTE and colormap is not None:
+        arr = np.asarray(colormap).T[arr]
+        axes, bits = axes + "S", 16
+    if axes[-3:] == "YXS" or axes[-2:] == "YX":
+        plane = 3 if axes.endswith("S") else 2
+    else:
+        raise ScanError(f"{path}: unsupported TIFF axis order {axes}")
+    samples = arr.shape[-1] if plane == 3 else 1
+    if photometric == tifffile.PHOTOMETRIC.SEPARATED:
+        raise ScanError(f"{path}: CMYK TIFF is not supported")
+    arr = arr.reshape((-1,) + arr.shape[-plane:])
+    if arr.dtype.kind == "f":
+        intensity, dtype = float_range(arr, path), np.dtype(np.float32)
+    elif arr.dtype.kind == "u":
+        intensity, dtype = (0.0, float(2 ** min(bits, arr.dtype.itemsize * 8) - 1)), arr.dtype
+    elif arr.dtype.kind == "i":
+        intensity, _ = int_range(arr)
+        dtype = arr.dtype
+    else:
+        raise ScanError(f"{path}: unsupported TIFF sample type {arr.dtype}")
+    if photometric == tifffile.PHOTOMETRIC.MINISWHITE:
+        arr = np.float32(sum(intensity)) - arr.astype(np.float32)  # inverted before scaling: exact
+    x = to_unit(arr, *intensity)
+    x = _grey(x) if samples > 1 else x
+    if photometric == tifffile.PHOTOMETRIC.PALETTE:
+        name = "PALETTE COLOR"
+    elif photometric == tifffile.PHOTOMETRIC.MINISWHITE:
+        name = "MONOCHROME1"
+    else:
+        name = _PHOTOMETRIC_BY_CHANNELS.get(samples, "RGB")
+    header = RasterHeader(axes, np.dtype(dtype), intensity, {"bits_per_sample": bits})
+    depth = arr.dtype.itemsize * 8 if arr.dtype.kind == "f" else bits
+    return Scan(np.ascontiguousarray(x, dtype=np.float32), Geometry(), "tiff", depth, name, header, path)
+
+
+def _write_raster(scan: Scan, target: Path, derivation: str | None) -> None:
+    """Grey at the source sample depth (16-bit stays 16-bit); JPEG/BMP are always 8-bit. TIFF gets a
+    page per B-scan, PNG/JPEG/BMP the first (``_write_one_bscan`` sees there is only one)."""
+    src: RasterHeader = scan.header
+    n = scan.pixels.shape[0]
+    fmt = scan.source_format
+    lo, hi = src.intensity
+    dtype = src.dtype
+    if fmt in ("jpeg", "bmp") and dtype != np.uint8:
+        lo, hi, dtype = 0.0, 255.0, np.dtype(np.uint8)
+    arr = from_unit(scan.pixels, lo, hi, dtype)
+    if fmt == "tiff":
+        tifffile.imwrite(target, arr if n > 1 else arr[0], photometric="minisblack", metadata=None,
+                         description=derivation or None)
+        return
+    options: dict[str, Any] = {}
+    if fmt == "jpeg":
+        options["quality"] = 95
+    if fmt == "png" and derivation:
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Description", derivation)
+        options["pnginfo"] = info
+    Image.fromarray(arr[0]).save(target, format=_PIL_FORMAT[fmt], **options)
+
+
+def _write_one_bscan(scan: Scan, target: Path, derivation: str | None) -> None:
+    """PNG / JPEG / BMP: a picture holds one B-scan, so a volume cannot be written as one."""
+    n = scan.pixels.shape[0]
+    if n != 1:
+        raise ScanError(f"{target}: {scan.source_format.upper()} holds one B-scan, got {n}")
+    _write_raster(scan, target, derivation)
+
+
+register_format("png", partial(_read_pil, fmt="png"), _write_one_bscan)
+register_format("jpeg", partial(_read_pil, fmt="jpeg"), _write_one_bscan)
+register_format("bmp", partial(_read_pil, fmt="bmp"), _write_one_bscan)
+register_format("tiff", _read_tiff, _write_raster)

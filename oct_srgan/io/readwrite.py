@@ -1,0 +1,83 @@
+"""``read_scan`` and ``write_scan``: find the format, guard size and output, dispatch through the format
+table, and turn every failure into one ``ScanError`` line that starts with the path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pydicom.errors import InvalidDicomError
+
+from ..errors import OutputExistsError, ScanError, WriteError, one_line
+from ..fsutil import atomic_path
+from ..limits import DEFAULT_MAX_PIXELS, check_pixels
+from .detect import format_of_name, scan_format
+from .registry import resolve_format
+from .scan import Scan
+
+
+def _reason(exc: BaseException) -> str:
+    """Why reading or writing failed, in one line; pydicom's complaint about a file named as DICOM
+    that is none (raised by any DICOM header read) in words that say what the file is not."""
+    if isinstance(exc, InvalidDicomError):
+        return "not a DICOM file (no DICOM file meta header and no 'DICM' marker)"
+    return one_line(exc)
+
+
+@contextmanager
+def _as_scan_error(what: str) -> Iterator[None]:
+    """Let ``ScanError`` through and turn any other failure into ``ScanError('<what>: <reason>')``."""
+    try:
+        yield
+    except ScanError:
+        raise
+    except Exception as exc:
+        raise ScanError(f"{what}: {_reason(exc)}") from exc
+
+
+def read_scan(path: str | Path, bscan_axis: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Scan:
+    """Read a DICOM / NIfTI / PNG / TIFF / JPEG / BMP scan as B-scans ``[N, H, W]`` in [0, 1].
+
+    The header's declared size is checked against ``max_pixels`` (see ``limits.check_pixels``)
+    before any pixel is decoded.
+
+    ``bscan_axis`` (source array axis) overrides the B-scan axis of a 3-D NIfTI volume; other
+    formats store B-scans explicitly (frames, pages) and ignore it. Any failure is a ``ScanError``
+    whose one-line message starts with the path.
+    """
+    path = Path(path)
+    fmt = scan_format(path)
+    with _as_scan_error(f"{path}: cannot read as {fmt}"):
+        try:
+            check_pixels(path, fmt, max_pixels)
+            scan = resolve_format(fmt).reader(path, bscan_axis)
+        except MemoryError:
+            raise ScanError(f"{path}: not enough memory to decode it "
+                            "(lower --max-pixels or use a smaller scan)") from None
+    if scan.pixels.ndim != 3 or 0 in scan.pixels.shape:
+        raise ScanError(f"{path}: no image data (shape {scan.pixels.shape})")
+    return scan
+
+
+def write_scan(scan: Scan, path: str | Path, derivation: str | None = None, overwrite: bool = True) -> Path:
+    """Write ``scan`` atomically in its source format; ``derivation`` says how it was made.
+
+    DICOM gets new SOP Instance and Series Instance UIDs, and with ``derivation`` ImageType
+    DERIVED/SECONDARY, a new Series Number and Description, and the derivation (description, code
+    "Spatial resampling", Source Image reference) where the IOD holds it (see ``dicom._mark_derived``).
+    """
+    path = Path(path)
+    wanted = format_of_name(path)
+    if wanted and wanted != scan.source_format:
+        raise ScanError(f"{path}: a {scan.source_format} scan cannot be written as {wanted}")
+    with _as_scan_error(f"{path}: cannot write {scan.source_format}"):
+        try:
+            writer = resolve_format(scan.source_format).writer
+            with atomic_path(path, exclusive=not overwrite) as tmp:
+                writer(scan, tmp, derivation)
+        except FileExistsError:
+            raise OutputExistsError(f"{path}: output already exists (use --overwrite to replace it)") from None
+        except OSError as exc:
+            raise WriteError(f"{path}: cannot write: {exc.strerror or _reason(exc)}") from None
+    return path
