@@ -155,7 +155,7 @@ def test_default_model_box_shows_the_shipped_card_numbers() -> None:
     from oct_srgan.checkpoint import load_generator_file
 
     info = serving.create_app("default", tile=0).state.service.model_info()
-    _, _, meta = load_generator_file(Path(serving.__file__).parent / "weights" / "oct_srgan_x4.pt")
+    _, _, meta = load_generator_file(Path(serving.__file__).parents[1] / "weights" / "oct_srgan_x4.pt")
     assert info["source"] == "default (oct_srgan_x4.pt)"
     evaluation = meta["evaluation"]
     for key in ("model_psnr", "model_ssim", "bicubic_psnr", "bicubic_ssim", "n_images", "split"):

@@ -1,0 +1,96 @@
+"""The model's work on one scan: a job's input (the scan itself, or in check mode the scan degraded
+the way the model was trained) and its B-scans super-resolved one at a time, scored in check mode."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import metrics
+from ..inference import DEFAULT_OVERLAP, super_resolve
+from ..transforms import Degraded, upscale_bicubic
+from .errors import Cancelled, UserError
+from .jobs import Job
+from .panels import to_uint8
+from .reports import finite
+
+
+class ModelRunner:
+    """A loaded generator with what it was trained for: scale, upsampled axes, input channels and
+    the degradation of its training data."""
+
+    def __init__(self, generator: torch.nn.Module, info: dict[str, Any], *, device: str | torch.device,
+                 tile: int | None) -> None:
+        self.generator = generator
+        self.info = info
+        self.scale = int(info["scale"])
+        self.axes = str(info["upsample_axes"])
+        self.channels = int(info["in_channels"])
+        # Check mode degrades the way the model was trained (design.md, "One owner for the degradation").
+        recorded = (info.get("meta") or {}).get("degradation") or {}
+        self.degradation = {"mode": str(recorded.get("mode", "bicubic")), "speckle": float(recorded.get("speckle", 0.0))}
+        self.device = device
+        self.tile = tile or None
+
+    @property
+    def derivation(self) -> str:
+        """What an enhanced file records as its derivation."""
+        return f"oct-srgan x{self.scale} super-resolution (model {self.info['source']})"
+
+    def prepare(self, pixels: np.ndarray, mode: str) -> Job:
+        """The job's model input: the scan itself (enhance), or the scan cropped and degraded (check)."""
+        if mode == "enhance":
+            return Job(mode, len(pixels), source=pixels)
+        s = self.scale
+        n, h, w = pixels.shape
+        hh = h if self.axes == "lateral" else h // s * s
+        ww = w // s * s
+        min_side = 2 * s + 11
+        if min(hh, ww) < min_side or min(hh if self.axes == "lateral" else hh // s, ww // s) < 2:
+            raise UserError(400, f"B-scans of {h}x{w} are too small for check mode (need at least "
+                                 f"{min_side} pixels a side)")
+        hr = np.ascontiguousarray(pixels[:, :hh, :ww])
+        deg = self.degradation
+        degrade = Degraded(keys="hr", lr_key="lr", scale=s, mode=deg["mode"], axes=self.axes, speckle=deg["speckle"], seed=0)
+        lr = np.stack([degrade({"hr": torch.from_numpy(b)[None]})["lr"][0].numpy() for b in hr])
+        return Job(mode, n, source=lr, hr=hr)
+
+    def super_resolve(self, x: torch.Tensor) -> torch.Tensor:
+        """[1,1,h,w] -> [1,1,H,W]; grey goes into a 3-channel model as RGB and comes back averaged."""
+        sr = super_resolve(self.generator, x.expand(-1, self.channels, -1, -1), scale=self.scale,
+                           upsample_axes=self.axes, tile=self.tile, overlap=DEFAULT_OVERLAP, batch_size=4,
+                           device=self.device)
+        return sr.mean(dim=1, keepdim=True)
+
+    def run(self, job: Job, after_bscan: Callable[[Job, int], None]) -> np.ndarray | None:
+        """Fill the job's panels (and scores, in check mode) B-scan by B-scan, calling ``after_bscan``
+        after each; returns the enhanced volume in enhance mode. Raises Cancelled between B-scans."""
+        enhanced = None
+        for k in range(job.total):
+            if job.cancel.is_set():
+                raise Cancelled
+            x = torch.from_numpy(np.ascontiguousarray(job.source[k], dtype=np.float32))[None, None]
+            bicubic = upscale_bicubic(x, self.scale, self.axes).clamp_(0, 1)
+            sr = self.super_resolve(x)
+            if job.hr is not None:
+                job.scores[k] = self._scores(bicubic, sr, torch.from_numpy(job.hr[k])[None, None])
+            else:
+                if enhanced is None:
+                    enhanced = np.empty((job.total, *sr.shape[-2:]), dtype=np.float32)
+                enhanced[k] = sr[0, 0].numpy()
+            job.bicubic[k] = to_uint8(bicubic[0, 0])
+            job.sr[k] = to_uint8(sr[0, 0])
+            job.done = k + 1
+            after_bscan(job, k)
+        return enhanced
+
+    def _scores(self, bicubic: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor) -> dict[str, dict[str, float | None]]:
+        """PSNR and SSIM of bicubic and SR against the scan, a scale-wide border shaved off."""
+        return {
+            name: {"psnr": finite(float(metrics.psnr(out, hr, shave=self.scale)[0])),
+                   "ssim": finite(float(metrics.ssim(out, hr, shave=self.scale)[0]))}
+            for name, out in (("bicubic", bicubic), ("sr", sr))
+        }
