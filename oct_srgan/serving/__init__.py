@@ -33,7 +33,7 @@ from .panels import DIFF_GAIN
 from .security import MAX_STEM, download_name
 from .server import address, background, listen, run
 from .service import ScanService
-from .uploads import detect_format
+from ..io.detect import detect_format
 
 __all__ = [
     "DIFF_GAIN", "MAX_SCANS", "MAX_STEM", "Job", "ScanService", "Upload", "UserError",

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .. import errors
+
 
 class UserError(Exception):
     """A request that cannot be served; ``status`` and a one-line message go back as JSON."""
@@ -21,8 +23,8 @@ class Cancelled(Exception):
 
 
 def one_line(exc: BaseException, folder: Path | None) -> str:
-    """The first line of an error message without paths under the server's ``folder``."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    """:func:`oct_srgan.errors.one_line` without paths under the server's ``folder`` (clients see it)."""
+    text = errors.one_line(exc)
     if folder is not None:
         text = re.sub(re.escape(str(folder)) + r"[^\s:]*:?\s*", "", text)
     return text[:300]

@@ -21,7 +21,7 @@ import numpy as np
 from .. import io as scan_io
 from ..errors import OctSrganError, PixelLimitError
 from .errors import Cancelled, UserError, one_line
-from .uploads import detect_format
+from ..io.detect import detect_format
 
 log = logging.getLogger(__name__)
 
