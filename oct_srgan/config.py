@@ -240,7 +240,28 @@ def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str
         data = _read_yaml(resolve_config(path))
     for item in overrides:
         data = _merge(data, parse_override(item))
-    return _build(Config, data)
+    return check_config(_build(Config, data))
+
+
+def check_config(cfg: Config) -> Config:
+    """Refuse values no training run can use (counts, intervals, a stage without its loss); returns ``cfg``.
+
+    These depend on the config alone, so they fail at load, before a dataset is opened. What a stage
+    needs from outside (``train.init_from`` of stage srgan) is checked when the run starts: a recipe
+    may leave it for ``--set``.
+    """
+    train, loss = cfg.train, cfg.loss
+    if train.iterations < 1 or train.batch_size < 1:
+        raise ConfigError(f"train.iterations ({train.iterations}) and train.batch_size ({train.batch_size}) must be positive")
+    for key in ("val_interval", "checkpoint_interval", "log_interval"):
+        if getattr(train, key) < 1:
+            raise ConfigError(f"train.{key} must be positive, got {getattr(train, key)}")
+    if train.stage == "srgan":
+        if loss.content_weight <= 0 and loss.adversarial_weight <= 0 and loss.pixel_weight <= 0:
+            raise ConfigError("stage srgan: all loss weights are zero")
+    elif loss.pixel_weight <= 0:
+        raise ConfigError("stage srresnet trains on the pixel loss only, but loss.pixel_weight is not positive")
+    return cfg
 
 
 def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:

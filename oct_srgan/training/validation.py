@@ -1,0 +1,97 @@
+"""Validation during training: the EMA generator against bicubic on whole val B-scans, and a figure.
+
+Runs on rank 0 only. The bicubic baseline of each item is computed once and kept: it does not
+change while the generator learns.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class Validator:
+    """PSNR/SSIM of a generator vs bicubic on the val items, and the LR | bicubic | SR | HR figure."""
+
+    def __init__(self, items: list[dict[str, Any]], scale: int, axes: str, stage: str, device: torch.device) -> None:
+        self.items, self.scale, self.axes, self.stage, self.device = items, scale, axes, stage, device
+        self._bicubic_cache: dict[str, torch.Tensor] = {}
+
+    def _bicubic(self, item: dict[str, Any]) -> torch.Tensor:
+        from ..transforms import upscale_bicubic
+
+        key = item["id"]
+        if key not in self._bicubic_cache:
+            self._bicubic_cache[key] = upscale_bicubic(item["lr"][None].float(), self.scale, self.axes).clamp(0, 1)
+        return self._bicubic_cache[key]
+
+    @torch.no_grad()
+    def __call__(self, model: nn.Module, step: int) -> tuple[dict[str, float], Any]:
+        """The ``val/*`` metrics of ``model`` (put in eval mode) and the figure of the first item (None without items)."""
+        from .. import metrics
+
+        model.eval()
+        rows = []
+        first = None
+        for item in self.items:
+            lr = item["lr"][None].float()
+            hr = item["hr"][None].float()
+            sr = model(lr.to(self.device)).float().clamp(0, 1).cpu()
+            bic = self._bicubic(item)
+            h, w = (min(a, b, c) for a, b, c in zip(sr.shape[-2:], bic.shape[-2:], hr.shape[-2:]))
+            sr, bic, hr = sr[..., :h, :w], bic[..., :h, :w], hr[..., :h, :w]
+            shave = self.scale
+            rows.append(
+                (
+                    float(metrics.psnr(sr, hr, data_range=1.0, shave=shave)[0]),
+                    float(metrics.ssim(sr, hr, data_range=1.0, shave=shave)[0]),
+                    float(metrics.psnr(bic, hr, data_range=1.0, shave=shave)[0]),
+                    float(metrics.ssim(bic, hr, data_range=1.0, shave=shave)[0]),
+                )
+            )
+            if first is None:
+                first = (lr, bic, sr, hr)
+        mean = np.mean(np.asarray(rows, dtype=np.float64), axis=0)
+        result = {
+            "val/psnr": float(mean[0]),
+            "val/ssim": float(mean[1]),
+            "val/psnr_bicubic": float(mean[2]),
+            "val/ssim_bicubic": float(mean[3]),
+            "val/psnr_gain": float(mean[0] - mean[2]),
+        }
+        return result, (self._figure(*first, result, step) if first is not None else None)
+
+    def _figure(self, lr: torch.Tensor, bic: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor,
+                result: dict[str, float], step: int) -> Any:
+        """LR | bicubic | SR | HR, each with a zoomed crop of the centre underneath."""
+        from matplotlib.figure import Figure
+        from matplotlib.patches import Rectangle
+
+        from ..transforms import upscale_nearest
+
+        h, w = hr.shape[-2:]
+        lr_up = upscale_nearest(lr, self.scale, self.axes)[..., :h, :w]
+        panels = [
+            ("LR (nearest)", lr_up),
+            (f"bicubic {result['val/psnr_bicubic']:.2f} dB", bic),
+            (f"SR (EMA) {result['val/psnr']:.2f} dB", sr),
+            ("HR", hr),
+        ]
+        size = max(16, min(h, w) // 4)
+        y0, x0 = (h - size) // 2, (w - size) // 2
+        fig = Figure(figsize=(16, 6.5), layout="constrained")
+        axes = fig.subplots(2, 4, height_ratios=[h / w * 4, 1.6])
+        for col, (title, img) in enumerate(panels):
+            arr = img[0, 0].numpy()
+            top, bottom = axes[0, col], axes[1, col]
+            top.imshow(arr, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            top.add_patch(Rectangle((x0, y0), size, size, fill=False, edgecolor="red", linewidth=1))
+            top.set_title(title)
+            bottom.imshow(arr[y0 : y0 + size, x0 : x0 + size], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            for a in (top, bottom):
+                a.axis("off")
+        fig.suptitle(f"{self.stage} step {step}: validation B-scan, x{self.scale} ({self.axes})")
+        return fig
