@@ -377,7 +377,7 @@ def _write_figures(result: EvaluationResult, items: list[dict[str, Any]], output
 
 def optional_extractor(weights: str | None, in_channels: int) -> tuple[nn.Module | None, str]:
     """The VGG19-54 content extractor when its ImageNet weights are here, else None and the reason."""
-    from oct_srgan.losses import build_extractor
+    from oct_srgan.extractors import build_extractor
 
     try:
         return build_extractor("vgg19", layers=["relu5_4"], weights=weights, in_channels=in_channels), "vgg19 relu5_4"

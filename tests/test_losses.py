@@ -10,17 +10,15 @@ import pytest
 import torch
 from torch import nn
 
-from oct_srgan import losses
+from oct_srgan import extractors
 from oct_srgan.errors import ModelError, WeightsNotFoundError
-from oct_srgan.losses import (
-    AdversarialLoss,
-    ContentLoss,
-    PixelLoss,
+from oct_srgan.extractors import (
     VGG19Features,
     available_extractors,
     build_extractor,
     register_extractor,
 )
+from oct_srgan.losses import AdversarialLoss, ContentLoss, PixelLoss
 from oct_srgan.models import discriminator
 
 # Shapes of torchvision's VGG19 classifier (never used here; only the key names matter).
@@ -43,10 +41,10 @@ def vgg19_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_vgg19_layer_indices_match_torchvision() -> None:
-    assert losses.VGG19_LAYERS["relu2_2"] == 8
-    assert losses.VGG19_LAYERS["relu5_4"] == 35
-    assert losses.VGG19_LAYERS["conv1_1"] == 0
-    assert losses.VGG19_LAYERS["pool5"] == 36
+    assert extractors.VGG19_LAYERS["relu2_2"] == 8
+    assert extractors.VGG19_LAYERS["relu5_4"] == 35
+    assert extractors.VGG19_LAYERS["conv1_1"] == 0
+    assert extractors.VGG19_LAYERS["pool5"] == 36
 
 
 def test_vgg19_missing_weights_names_paths_in_one_line(tmp_path: Path, monkeypatch) -> None:
@@ -126,8 +124,8 @@ def test_vgg19_grey_input_is_repeated_rgb_and_normalised() -> None:
     rgb.load_state_dict(grey.state_dict())
     x = torch.rand(1, 1, 6, 6)
     conv = grey.features[0]
-    mean = torch.tensor(losses.IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(losses.IMAGENET_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(extractors.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(extractors.IMAGENET_STD).view(1, 3, 1, 1)
     expected = conv((x.repeat(1, 3, 1, 1) - mean) / std)
     assert torch.allclose(grey(x)[0], expected, atol=1e-6)
     assert torch.allclose(rgb(x.repeat(1, 3, 1, 1))[0], expected, atol=1e-6)
@@ -201,7 +199,7 @@ def test_registry_lists_and_refuses_unknown_names(monkeypatch) -> None:
     assert {"vgg19", "discriminator"} <= set(available_extractors())
     with pytest.raises(ModelError, match="unknown feature extractor 'alexnet'.*vgg19"):
         build_extractor("alexnet", layers=[])
-    monkeypatch.setattr(losses, "_EXTRACTORS", dict(losses._EXTRACTORS))
+    monkeypatch.setattr(extractors, "_EXTRACTORS", dict(extractors._EXTRACTORS))
 
     @register_extractor("identity")
     def identity(*, layers, weights, in_channels, discriminator):
@@ -288,11 +286,11 @@ def test_pixel_loss_ssim_term_is_one_minus_ssim_and_zero_for_identical_images() 
 
     torch.manual_seed(0)
     sr, hr = torch.rand(2, 1, 48, 48), torch.rand(2, 1, 48, 48)
-    plain, with_ssim = losses.PixelLoss("l1"), losses.PixelLoss("l1", ssim_weight=0.5)
+    plain, with_ssim = PixelLoss("l1"), PixelLoss("l1", ssim_weight=0.5)
     ssim = SSIMMetric(spatial_dims=2, data_range=1.0)(sr, hr).mean()
     assert torch.isclose(with_ssim(sr, hr), plain(sr, hr) + 0.5 * (1 - ssim), atol=1e-5)
     assert with_ssim(hr, hr).item() == pytest.approx(0.0, abs=1e-6)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert torch.isclose(with_ssim(sr, hr), plain(sr, hr) + 0.5 * (1 - ssim), atol=1e-5)
     with pytest.raises(ValueError, match="ssim weight"):
-        losses.PixelLoss("l1", ssim_weight=-1)
+        PixelLoss("l1", ssim_weight=-1)

@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 from PIL import Image
 from typer.testing import CliRunner
 
-from oct_srgan import checkpoint, losses, training
+from oct_srgan import checkpoint, extractors, losses, training
 from oct_srgan.config import load_config
 from oct_srgan.errors import ModelError, TrainingError, WeightsNotFoundError
 from oct_srgan.models import build_generator
@@ -223,13 +223,13 @@ def test_missing_vgg19_weights_stop_before_the_first_step(
         training.train(tiny(*vgg, "train.iterations=2"), patch_data, tmp_path / "out", progress=False)
     message = str(info.value)
     assert "\n" not in message
-    assert str(tmp_path / "torch-home" / "hub" / "checkpoints" / losses.VGG19_FILE_NAME) in message
+    assert str(tmp_path / "torch-home" / "hub" / "checkpoints" / extractors.VGG19_FILE_NAME) in message
     assert not (tmp_path / "out" / "checkpoints").exists()
     assert len(all_runs(store_uri)) == runs_before
 
 
 def test_random_vgg19_file_in_torchvision_format_lets_training_start(patch_data: Path, tmp_path: Path) -> None:
-    full = losses.VGG19Features(["pool5"])
+    full = extractors.VGG19Features(["pool5"])
     weights = tmp_path / "vgg19-random.pth"
     torch.save({k: v for k, v in full.state_dict().items() if k.startswith("features.")}, weights)
     init = random_generator_file(tmp_path / "init.pt")

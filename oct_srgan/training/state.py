@@ -132,7 +132,7 @@ def build_extractor(cfg: Config, discriminator: nn.Module | None, device: torch.
     """
     if cfg.train.stage != "srgan" or cfg.loss.content_weight <= 0:
         return None
-    from ..losses import build_extractor as build
+    from ..extractors import build_extractor as build
 
     ext = cfg.loss.extractor
     extractor = build(
