@@ -31,6 +31,7 @@ import torch
 from oct_srgan import inference
 from oct_srgan.errors import ModelError
 from oct_srgan.io import Scan, read_scan
+from oct_srgan.loading import LoadedModel, load_model
 from oct_srgan.models import srresnet
 from oct_srgan.transforms import upscale_bicubic
 
@@ -38,23 +39,23 @@ VOLUME = Path(__file__).resolve().parents[2] / "shared" / "data" / "oct" / "form
 MALLOC_VARS = ("MALLOC_MMAP_MAX_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
 
 
-def paper_generator() -> tuple[torch.nn.Module, dict, str]:
+def paper_model() -> tuple[LoadedModel, str]:
     """The default model if installed, else the paper's SRResNet at random init.
 
     The random net's tail is scaled so its outputs land inside (0, 1), otherwise clamping would
     hide most of the bf16 error this benchmark reports.
     """
     try:
-        generator, info = inference.load_generator("default")
-        return generator, info, info["source"]
+        model = load_model("default")
+        return model, model.source
     except ModelError:
         torch.manual_seed(0)
         generator = srresnet(in_channels=1, channels=64, num_blocks=16, scale=4, norm="batch").eval()
         with torch.no_grad():
             generator.tail.weight.mul_(0.05)
             generator.tail.bias.fill_(0.5)
-        info = {"scale": 4, "in_channels": 1, "upsample_axes": "both", "source": "random init"}
-        return generator, info, "paper SRResNet, random init (no default weights installed)"
+        model = LoadedModel(generator, scale=4, axes="both", channels=1, source="random init", spec=generator.spec)
+        return model, "paper SRResNet, random init (no default weights installed)"
 
 
 def timed(fn: Callable[[], np.ndarray]) -> tuple[np.ndarray, float]:
@@ -75,8 +76,8 @@ def main() -> None:
     frames = args.frames or (1 if args.quick else 6)
     volume = read_scan(VOLUME)
     scan = volume.with_pixels(volume.pixels[:frames])
-    generator, info, source = paper_generator()
-    scale = int(info["scale"])
+    model, source = paper_model()
+    scale = model.scale
     n, h, w = scan.pixels.shape
     out_mp = n * h * w * scale * scale / 1e6
 
@@ -86,10 +87,9 @@ def main() -> None:
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {torch.backends.cpu.get_cpu_capability()}")
     print(f"malloc   {'tuned' if all(v in os.environ for v in MALLOC_VARS) else 'glibc defaults (see docstring)'}")
 
-    def run(model: torch.nn.Module, precision: str) -> Callable[[], np.ndarray]:
+    def run(inferer: inference.SRInferer, precision: str) -> Callable[[], np.ndarray]:
         def go() -> np.ndarray:
-            out: Scan = inference.enhance_scan(scan, model, info, tile=args.tile, overlap=args.overlap,
-                                               batch_size=args.batch_size, precision=precision)
+            out: Scan = inference.enhance_scan(scan, inferer.with_precision(precision))
             return out.pixels
         return go
 
@@ -98,16 +98,18 @@ def main() -> None:
             x = torch.from_numpy(scan.pixels)
             return upscale_bicubic(x, scale).clamp_(0, 1).numpy()
 
-    folded = inference.prepare_for_inference(generator, precision="fp32")
+    settings = {"tile": args.tile, "overlap": args.overlap, "batch_size": args.batch_size}
+    eager = inference.SRInferer(model, fold_bn=False, channels_last=False, **settings)
+    folded = inference.SRInferer(model, **settings)
     variants = [
         ("bicubic (transforms.upscale_bicubic)", bicubic),
-        ("fp32 eager (reference)", run(generator, "fp32")),
+        ("fp32 eager (reference)", run(eager, "fp32")),
         ("fp32 + folded BN + channels-last", run(folded, "fp32")),
         ("bf16 + folded BN + channels-last", run(folded, "bf16")),
     ]
     warm = volume.with_pixels(volume.pixels[:1, :64, :64])
-    for model, precision in ((generator, "fp32"), (folded, "fp32"), (folded, "bf16")):
-        inference.enhance_scan(warm, model, info, tile=args.tile, overlap=args.overlap, precision=precision)
+    for inferer, precision in ((eager, "fp32"), (folded, "fp32"), (folded, "bf16")):
+        inference.enhance_scan(warm, inferer.with_precision(precision))
 
     results = []
     reference = None

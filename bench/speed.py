@@ -4,7 +4,7 @@ Rows (medians of ``--reps`` interleaved repetitions, output megapixels per secon
 
 - conv limit: a 3x3 64->64 conv, channels-last, fp32 and bf16 autocast, in GFLOP/s;
 - paper SRResNet (1 channel, x4, random init) 256 -> 1024: fp32 eager NCHW untiled (the baseline),
-  the project's default path (``prepare_for_inference`` + ``super_resolve`` with ``tile="auto"``)
+  the project's default path (``prepare_for_inference`` + ``SRInferer`` with ``tile="auto"``)
   in fp32 and bf16, and the old default tiling (128 / overlap 32) for comparison; each with its
   share of the conv limit (its conv FLOPs per output pixel x MP/s / the conv's GFLOP/s);
 - the ``lr_shuffle`` layout at the lead's size (48 channels, ``--blocks``) through the default path;
@@ -31,6 +31,7 @@ import torch
 
 from oct_srgan import inference
 from oct_srgan.checkpoint import save_generator_file
+from oct_srgan.loading import LoadedModel
 from oct_srgan.models import srresnet
 from oct_srgan.precision import native_bf16
 
@@ -143,7 +144,9 @@ def main() -> None:
         return go
 
     def sr(model: torch.nn.Module, precision: str, tile: object) -> Callable[[], object]:
-        return lambda: inference.super_resolve(model, lr, scale=4, tile=tile, precision=precision, batch_size=4)
+        loaded = LoadedModel(model, scale=4, axes="both", channels=1, source="bench")
+        inferer = inference.SRInferer(loaded, tile=tile, precision=precision, batch_size=4, fold_bn=False, channels_last=False)
+        return lambda: inferer(lr)
 
     jobs: dict[str, Callable[[], object]] = {"conv fp32": conv_job(False)}
     if bf16:

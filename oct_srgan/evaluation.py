@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,11 +22,13 @@ import torch
 from PIL import Image
 from torch import nn
 
-from oct_srgan.errors import DataError, OctSrganError, WeightsNotFoundError
+from oct_srgan.errors import DataError, WeightsNotFoundError
 from oct_srgan.fsutil import atomic_path
-from oct_srgan.inference import DEFAULT_OVERLAP, DEFAULT_TILE, super_resolve
 from oct_srgan.metrics import METRICS, content_distance, quantize, summarize
 from oct_srgan.transforms import downscale, upscale_bicubic, upscale_linear, upscale_nearest
+
+if TYPE_CHECKING:
+    from oct_srgan.inference import SRInferer
 
 BENCHMARKS = ("set5", "set14")
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -62,34 +64,15 @@ def headline(folder: Path) -> str:
             f"{mean('bicubic', 'psnr'):.2f} dB / {mean('bicubic', 'ssim'):.3f})")
 
 
-def methods_for(
-    generator: nn.Module,
-    info: dict[str, Any],
-    *,
-    tile: int | None = DEFAULT_TILE,
-    overlap: float | int = DEFAULT_OVERLAP,
-    device: str = "cpu",
-    precision: str = "fp32",
-) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
-    """The upscalers compared: the model (tiled), bicubic, linear and nearest neighbour of the same LR.
+def methods_for(inferer: SRInferer) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+    """The upscalers compared: the model (through ``inferer``: tiles, precision, channels), bicubic,
+    linear and nearest neighbour of the same LR.
 
     A 1-channel (OCT) model applied to RGB images super-resolves each colour channel on its own.
     """
-    scale, axes, channels = int(info["scale"]), str(info["upsample_axes"]), int(info["in_channels"])
-
-    def model(lr: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = lr.shape
-        if c == channels:
-            return super_resolve(generator, lr, scale=scale, upsample_axes=axes, tile=tile, overlap=overlap,
-                                 device=device, precision=precision)
-        if channels == 1:
-            sr = super_resolve(generator, lr.reshape(n * c, 1, h, w), scale=scale, upsample_axes=axes, tile=tile,
-                               overlap=overlap, device=device, precision=precision)
-            return sr.reshape(n, c, *sr.shape[-2:])
-        raise OctSrganError(f"model {info.get('source', '?')} takes {channels} channels, the images have {c}")
-
+    scale, axes = inferer.model.scale, inferer.model.axes
     return {
-        "model": model,
+        "model": inferer,
         "bicubic": lambda lr: upscale_bicubic(lr, scale, axes),
         "linear": lambda lr: upscale_linear(lr, scale, axes),
         "nearest": lambda lr: upscale_nearest(lr, scale, axes),

@@ -49,8 +49,9 @@ _REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 class OctSrganModel(mlflow.pyfunc.PythonModel):
     """pyfunc wrapper: float32 [N, C, h, w] in [0, 1] → float32 [N, C, H, W] clamped to [0, 1].
 
-    Large inputs are tiled by :func:`oct_srgan.inference.super_resolve` (tiles sized to the
-    memory budget), so a whole B-scan or volume stack does not exhaust a server's memory.
+    Large inputs are tiled by :class:`oct_srgan.inference.SRInferer` (tiles sized to the memory
+    budget), so a whole B-scan or volume stack does not exhaust a server's memory. The generator
+    runs as trained (no BatchNorm folding, NCHW), in float32.
     """
 
     # Inputs are checked against the tensor signature given at logging time; this tells MLflow not to
@@ -58,20 +59,15 @@ class OctSrganModel(mlflow.pyfunc.PythonModel):
     _skip_type_hint_validation = True
 
     def load_context(self, context) -> None:
-        from .models import build_generator
+        from .inference import SRInferer
+        from .loading import load_model
 
-        state_dict, spec, _ = load_generator_file(context.artifacts[ARTIFACT_KEY])
-        self.spec = spec
-        self.generator = build_generator(spec).eval()
-        self.generator.load_state_dict(state_dict)
+        self.model = load_model(context.artifacts[ARTIFACT_KEY])
+        self.inferer = SRInferer(self.model, tile="auto", fold_bn=False, channels_last=False)
 
     def predict(self, context, model_input, params: dict[str, Any] | None = None):
-        from .inference import super_resolve
-
-        x = check_input(model_input, int(self.spec.get("in_channels", 1)))
-        y = super_resolve(self.generator, torch.from_numpy(x), scale=int(self.spec["scale"]),
-                          upsample_axes=str(self.spec.get("upsample_axes", "both")), tile="auto")
-        return y.numpy()
+        x = check_input(model_input, self.model.channels)
+        return self.inferer(torch.from_numpy(x)).numpy()
 
 
 def check_input(model_input: Any, in_channels: int) -> np.ndarray:

@@ -18,11 +18,12 @@ from typing import Any
 import torch
 
 from oct_srgan import __version__
-from oct_srgan.checkpoint import load_generator_file, save_generator_file
+from oct_srgan.checkpoint import save_generator_file
 from oct_srgan.data import eval_items, open_dataset
 from oct_srgan.evaluation import EvaluationResult, evaluate, methods_for, summary_markdown
 from oct_srgan.fsutil import atomic_path
-from oct_srgan.inference import load_generator, prepare_for_inference
+from oct_srgan.inference import DEFAULT_TILE, SRInferer
+from oct_srgan.loading import load_model
 
 MODEL_FILE = "oct_srgan_x4.pt"
 CARD_FILE = "MODEL_CARD.md"
@@ -211,20 +212,21 @@ def card_text(
 def package(generator_file: Path, dataset_dir: Path, out_dir: Path, stage_files: list[Path]) -> Path:
     """Evaluate ``generator_file`` on the test split and write the default model + card to ``out_dir``."""
     dataset = open_dataset(dataset_dir)
-    state, spec, meta = load_generator_file(generator_file)
-    generator, info = load_generator(generator_file)
-    generator = prepare_for_inference(generator)
+    final = load_model(generator_file)
+    spec, meta = final.spec, final.meta
     items = eval_items(dataset, "test")
+    stages = [load_model(path) for path in stage_files]
     stage_results: list[tuple[str, EvaluationResult]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i, path in enumerate(stage_files):
-            g, g_info = load_generator(path)
-            stage_results.append((str(load_generator_file(path)[2].get("stage", f"stage {i + 1}")),
-                                  evaluate(items, methods_for(prepare_for_inference(g), g_info), Path(tmp) / f"s{i}",
-                                           shave=int(spec["scale"]), figures=0)))
-        result = evaluate(items, methods_for(generator, info), Path(tmp) / "final", shave=int(spec["scale"]), figures=1)
+        for i, stage in enumerate(stages):
+            stage_results.append((str(stage.meta.get("stage", f"stage {i + 1}")),
+                                  evaluate(items, methods_for(SRInferer(stage, tile=DEFAULT_TILE)), Path(tmp) / f"s{i}",
+                                           shave=final.scale, figures=0)))
+        result = evaluate(items, methods_for(SRInferer(final, tile=DEFAULT_TILE)), Path(tmp) / "final",
+                          shave=final.scale, figures=1)
     stage_results.append((str(meta.get("stage", "final")), result))
-    metas = [load_generator_file(p)[2] for p in stage_files] + [meta]
+    metas = [stage.meta for stage in stages] + [meta]
+    state = final.module.state_dict()
     evaluation = {
         "split": "test",
         "dataset_hash": dataset.dataset_hash,

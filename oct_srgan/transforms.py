@@ -44,13 +44,13 @@ from monai.utils.misc import get_seed
 from .config import ConfigError, DataConfig, DegradationConfig
 from .errors import ScanError
 from .io import Scan, is_scan_file, read_scan, scan_meta
+from .scaling import scale_factors as _factors
 
 Mode = Literal["bicubic", "area"]
 Axes = Literal["both", "lateral"]
 RandomSource = torch.Generator | np.random.RandomState | np.random.Generator
 
 _MODES = ("bicubic", "area")
-_AXES = ("both", "lateral")
 
 
 def _plain(x: torch.Tensor) -> torch.Tensor:
@@ -112,14 +112,6 @@ def resize_bicubic(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
     if value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-
-
-def _factors(scale: int, axes: str) -> tuple[int, int]:
-    """Per-axis (H, W) scale factors: lateral degradation leaves the axial axis alone."""
-    _check_choice("axes", axes, _AXES)
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        raise ValueError(f"scale must be a positive integer, got {scale!r}")
-    return (1, scale) if axes == "lateral" else (scale, scale)
 
 
 def _check_image(x: torch.Tensor, what: str) -> None:

@@ -68,5 +68,5 @@ def enhance(
         typer.echo(f"comparison: {path}")
     if not report.written:
         raise fail(f"nothing was enhanced ({len(report.skipped)} input(s) skipped)", 1)
-    typer.echo(f"{len(report.written)} scan(s) enhanced x{report.model['scale']} with {report.model['source']} into {out}", err=False)
+    typer.echo(f"{len(report.written)} scan(s) enhanced x{report.model.scale} with {report.model.source} into {out}", err=False)
     sys.stdout.flush()

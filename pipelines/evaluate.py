@@ -23,17 +23,13 @@ def _data_root() -> Path:
     return Path(os.environ.get("OCT_SRGAN_DATA", "../shared/data"))
 
 
-def _model_record(model: str) -> ModelRecord | None:
-    """The MLflow LoggedModel / registered version the evaluated weights came from, if any."""
+def _model_record(model: str, local: Path | None) -> ModelRecord | None:
+    """The MLflow LoggedModel / registered version the evaluated weights (read from ``local``) came from, if any."""
     from oct_srgan.errors import ModelError
-    from oct_srgan.inference import DEFAULT_MODEL_FILE
-    from oct_srgan.mlflow_model import download_generator_file, find_model_record
+    from oct_srgan.mlflow_model import find_model_record
 
     try:
-        if model.startswith("models:/"):
-            return find_model_record(model, None)
-        local = DEFAULT_MODEL_FILE if model == "default" else download_generator_file(model) if model.startswith("runs:/") else Path(model)
-        return find_model_record(model, local)
+        return find_model_record(model, None if model.startswith("models:/") else local)
     except ModelError:
         return None
 
@@ -80,7 +76,8 @@ def evaluate(
         optional_extractor,
     )
     from oct_srgan.errors import DataError
-    from oct_srgan.inference import load_generator, prepare_for_inference
+    from oct_srgan.inference import SRInferer
+    from oct_srgan.loading import load_model
     from oct_srgan.devices import resolve_device
 
     if (data is None) == (benchmark is None):
@@ -89,20 +86,20 @@ def evaluate(
     if ":/" not in model and model_dir.is_dir() and (model_dir / "generator.pt").is_file():
         model = str(model_dir / "generator.pt")
     dev = resolve_device(device)
-    generator, info = load_generator(model, dev)
-    record = _model_record(model)
-    generator = prepare_for_inference(generator, dev, precision.value)
-    scale = int(info["scale"])
-    tags: dict[str, str] = {"model_source": str(info["source"]), "device": str(dev)}
+    loaded = load_model(model, dev)
+    record = _model_record(model, loaded.file)
+    inferer = SRInferer(loaded, tile=tile or None, overlap=overlap, device=dev, precision=precision.value)
+    scale = loaded.scale
+    tags: dict[str, str] = {"model_source": loaded.source, "device": str(dev)}
     if record is not None and record.model_id:
         tags["model_id"] = record.model_id
     if record is not None and record.registered_uri:
         tags["registered_model"] = record.registered_uri
     if data is not None:
         dataset = open_dataset(data)
-        if dataset.scale != scale or dataset.axes != info["upsample_axes"]:
-            raise DataError(f"{data}: dataset is x{dataset.scale} ({dataset.axes}) but the model is x{scale} ({info['upsample_axes']})")
-        check_model_degradation(dataset, info.get("meta"), str(info["source"]))
+        if dataset.scale != scale or dataset.axes != loaded.axes:
+            raise DataError(f"{data}: dataset is x{dataset.scale} ({dataset.axes}) but the model is x{scale} ({loaded.axes})")
+        check_model_degradation(dataset, loaded.meta, loaded.source)
         items = eval_items(dataset, split, limit)
         name, protocol, scope = f"{split}-{dataset.dataset_hash[:8]}", "oct", split
         tags["dataset_hash"] = dataset.dataset_hash
@@ -117,8 +114,8 @@ def evaluate(
     out = out or Path("outputs") / "evaluate" / name
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise DataError(f"{out}: output folder exists (results of an earlier evaluation); pass --overwrite to replace it or choose another --out")
-    extractor, extractor_note = optional_extractor(extractor_weights, int(info["in_channels"]))
-    methods = methods_for(generator, info, tile=tile or None, overlap=overlap, device=str(dev), precision=precision.value)
+    extractor, extractor_note = optional_extractor(extractor_weights, loaded.channels)
+    methods = methods_for(inferer)
     bar = tqdm(total=len(items), desc="evaluate", unit="img", disable=no_progress, dynamic_ncols=True)
 
     def step(done: int, total: int) -> None:
@@ -131,10 +128,9 @@ def evaluate(
             title=name, progress=step,
         )
         bar.close()
-        meta = info.get("meta", {})
         tracking.log_params({
-            "model": info["source"], "model.scale": scale, "model.upsample_axes": info["upsample_axes"],
-            "model.train_run_id": meta.get("run_id", "unknown"), "protocol": protocol, "split": split if data else "-",
+            "model": loaded.source, "model.scale": scale, "model.upsample_axes": loaded.axes,
+            "model.train_run_id": loaded.meta.get("run_id", "unknown"), "protocol": protocol, "split": split if data else "-",
             "benchmark": benchmark or "-", "n_images": len(items), "shave": shave, "y_channel": y_channel,
             "tile": tile, "overlap": overlap, "precision": precision.value, "content_extractor": extractor_note[:250],
         })

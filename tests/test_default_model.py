@@ -10,13 +10,14 @@ import pytest
 from typer.testing import CliRunner
 
 from oct_srgan.checkpoint import load_generator_file
-from oct_srgan.inference import DEFAULT_MODEL_FILE
+from oct_srgan.loading import OctSrganWeights
 from oct_srgan.prepare import PrepareOptions, prepare_dataset
 from oct_srgan.pipelines.cli import app
 
 from .conftest import DUKE, FORMATS
 
 runner = CliRunner()
+DEFAULT_MODEL_FILE = OctSrganWeights.DEFAULT.path
 
 
 def test_default_model_is_small_and_documented() -> None:
@@ -55,3 +56,16 @@ def test_default_model_beats_bicubic_against_the_clean_references_of_unseen_subj
     _, _, meta = load_generator_file(DEFAULT_MODEL_FILE)
     assert meta["evaluation"]["target"] == "reference"
     assert abs(meta["evaluation"]["model_psnr"] - per_image["psnr_model"].mean()) < 0.01
+
+
+def test_default_weights_entry_carries_the_numbers_stored_in_the_file() -> None:
+    entry = OctSrganWeights.from_name("default")
+    assert entry is OctSrganWeights.DEFAULT is OctSrganWeights.OCT_X4
+    _, spec, meta = load_generator_file(entry.path)
+    described = entry.value.meta
+    assert {k: spec[k] for k in ("scale", "upsample_axes", "in_channels")} == {
+        k: described[k] for k in ("scale", "upsample_axes", "in_channels")}
+    assert described["degradation"] == meta["degradation"] and described["card"] == meta["card"]
+    assert described["evaluation"].keys() == meta["evaluation"].keys()
+    for key, value in meta["evaluation"].items():
+        assert described["evaluation"][key] == (pytest.approx(value, abs=1e-4) if isinstance(value, float) else value), key

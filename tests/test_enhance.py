@@ -172,10 +172,11 @@ def test_unwritable_output_folder(tmp_path: Path, tiny_generator_file: Path) -> 
 
 
 def test_tiled_output_is_seamless_on_a_real_bscan(tiny_generator_file: Path) -> None:
-    from oct_srgan.inference import load_generator, super_resolve
+    from oct_srgan.inference import super_resolve
     from oct_srgan.io import read_scan
+    from oct_srgan.loading import load_model
 
-    g, info = load_generator(tiny_generator_file)
+    g = load_model(tiny_generator_file).module
     lr = torch.from_numpy(read_scan(DUKE / "subject02" / "average.tif").pixels[:, :112, :225].copy())[:, None]
     tiled = super_resolve(g, lr, scale=4, tile=48, overlap=24)
     whole = super_resolve(g, lr, scale=4, tile=None)

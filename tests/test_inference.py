@@ -12,10 +12,12 @@ from monai.data.utils import dense_patch_slices
 from PIL import Image
 from torch.optim.swa_utils import AveragedModel
 
-from oct_srgan import inference
+from oct_srgan import inference, loading
 from oct_srgan.checkpoint import save_checkpoint, save_generator_file
 from oct_srgan.errors import ModelError, OctSrganError
+from oct_srgan.inference import SRInferer
 from oct_srgan.io import Geometry, Scan, read_scan
+from oct_srgan.loading import LoadedModel, load_model
 from oct_srgan.models import srresnet
 from oct_srgan.transforms import downscale
 
@@ -176,10 +178,11 @@ def test_auto_tiling_matches_untiled(duke_lr: torch.Tensor) -> None:
 def test_load_generator_from_a_generator_file(tmp_path: Path) -> None:
     net = random_net(7, channels=8, num_blocks=1, upsample_axes="lateral")
     path = save_generator_file(tmp_path / "g.pt", net.state_dict(), net.spec, {"stage": "srgan"})
-    loaded, info = inference.load_generator(path)
+    info = load_model(path)
+    loaded = info.module
     assert not loaded.training
-    assert info["scale"] == 4 and info["in_channels"] == 1 and info["upsample_axes"] == "lateral"
-    assert info["source"] == "g.pt" and info["meta"] == {"stage": "srgan"} and info["spec"] == net.spec
+    assert info.scale == 4 and info.channels == 1 and info.axes == "lateral"
+    assert info.source == "g.pt" and info.meta == {"stage": "srgan"} and info.spec == net.spec
     for name, value in net.state_dict().items():
         expected = value.half().float() if value.is_floating_point() else value
         torch.testing.assert_close(loaded.state_dict()[name], expected)
@@ -194,34 +197,34 @@ def test_load_generator_from_a_training_checkpoint_uses_ema(tmp_path: Path) -> N
     state = {"generator": net.state_dict(), "ema": ema.state_dict(), "step": 7, "model_spec": net.spec,
              "config": {}, "run_id": "abc"}
     path = save_checkpoint(tmp_path / "step_0000007.pt", state)
-    loaded, info = inference.load_generator(path)
-    torch.testing.assert_close(loaded.head[0].weight, net.head[0].weight + 1.0)
-    assert info["meta"]["step"] == 7
+    info = load_model(path)
+    torch.testing.assert_close(info.module.head[0].weight, net.head[0].weight + 1.0)
+    assert info.meta["step"] == 7
 
 
 def test_load_generator_refuses_a_random_file(tmp_path: Path) -> None:
     path = tmp_path / "weights.pt"
     path.write_bytes(os.urandom(2000))
     with pytest.raises(ModelError) as err:
-        inference.load_generator(path)
+        load_model(path)
     message = str(err.value)
     assert "weights.pt" in message and "\n" not in message
 
 
 def test_load_generator_missing_file_and_missing_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ModelError, match="nothere.pt"):
-        inference.load_generator(tmp_path / "nothere.pt")
-    monkeypatch.setattr(inference, "DEFAULT_MODEL_FILE", tmp_path / "weights" / "oct_srgan_x4.pt")
+        load_model(tmp_path / "nothere.pt")
+    monkeypatch.setattr(loading, "WEIGHTS_DIR", tmp_path / "weights")
     with pytest.raises(ModelError, match="default model"):
-        inference.load_generator("default")
+        load_model("default")
 
 
 def test_enhance_scan_dicom_volume() -> None:
     scan = read_scan(FORMATS / "oct_volume_s14.dcm")
     net = inference.prepare_for_inference(random_net(9, channels=2, num_blocks=0, norm="none"))
-    info = {"scale": 4, "in_channels": 1, "upsample_axes": "both", "source": "test"}
+    info = LoadedModel(net, scale=4, channels=1, axes="both", source="test")
     calls = []
-    out = inference.enhance_scan(scan, net, info, tile=0, batch_size=4,
+    out = inference.enhance_scan(scan, SRInferer(info, tile=0, batch_size=4),
                                  progress=lambda done, total: calls.append((done, total)))
     assert out.pixels.shape == (6, 1800, 3600) and out.pixels.dtype == np.float32
     assert out.geometry.row_spacing == pytest.approx(scan.geometry.row_spacing / 4)
@@ -234,10 +237,10 @@ def test_enhance_scan_grey_through_an_rgb_model_and_refuses_other_channels() -> 
     full = read_scan(DUKE / "subject01" / "test.tif")
     scan = full.with_pixels(full.pixels[:, :40, :60])
     rgb = random_net(10, in_channels=3, channels=8, num_blocks=1)
-    out = inference.enhance_scan(scan, rgb, {"scale": 4, "in_channels": 3, "upsample_axes": "both"})
+    out = inference.enhance_scan(scan, SRInferer(LoadedModel(rgb, scale=4, channels=3, axes="both", source="test")))
     assert out.pixels.shape == (1, 160, 240)
     with pytest.raises(ModelError, match="channels"):
-        inference.enhance_scan(scan, rgb, {"scale": 4, "in_channels": 2, "upsample_axes": "both"})
+        inference.enhance_scan(scan, SRInferer(LoadedModel(rgb, scale=4, channels=2, axes="both", source="test")))
 
 
 @pytest.fixture()
@@ -263,7 +266,7 @@ def test_enhance_files_writes_skips_and_compares(tmp_path: Path, tiny_model: Pat
     assert Image.open(out / "a_sr.png").size == (144, 96)
     assert report.comparisons == [out / "a_sr_compare.png"] and Image.open(out / "a_sr_compare.png").format == "PNG"
     assert sorted(p.name for p in out.iterdir()) == ["a_sr.png", "a_sr_compare.png", "b_sr.png"]
-    assert report.model["scale"] == 4 and report.model["source"] == "tiny.pt"
+    assert report.model.scale == 4 and report.model.source == "tiny.pt"
 
 
 def test_enhance_files_overwrite_and_unwritable_folder(tmp_path: Path, tiny_model: Path) -> None:
@@ -288,10 +291,10 @@ def _grey_scan(h: int, w: int, n: int = 1) -> Scan:
 
 def test_progress_of_one_tiled_bscan_counts_tiles_as_they_finish() -> None:
     net = inference.prepare_for_inference(random_net(5, channels=2, num_blocks=0, norm="none"))
-    info = {"scale": 4, "in_channels": 1, "upsample_axes": "both", "source": "test"}
+    info = LoadedModel(net, scale=4, channels=1, axes="both", source="test")
     starts: list[tuple[int, str]] = []
     calls: list[tuple[int, int]] = []
-    inference.enhance_scan(_grey_scan(70, 100), net, info, tile=32, overlap=8, batch_size=2,
+    inference.enhance_scan(_grey_scan(70, 100), SRInferer(info, tile=32, overlap=8, batch_size=2),
                            progress=lambda done, total: calls.append((done, total)),
                            on_start=lambda total, unit: starts.append((total, unit)))
     total = inference.tiles_per_image((70, 100), 32, 8)
@@ -312,10 +315,24 @@ def test_tiles_per_image_matches_monai_window_count(size: tuple[int, int], tile:
 
 def test_progress_of_untiled_bscans_counts_bscans() -> None:
     net = inference.prepare_for_inference(random_net(5, channels=2, num_blocks=0, norm="none"))
-    info = {"scale": 4, "in_channels": 1, "upsample_axes": "both", "source": "test"}
+    info = LoadedModel(net, scale=4, channels=1, axes="both", source="test")
     scan = _grey_scan(20, 30, n=3)
     starts: list[tuple[int, str]] = []
     calls: list[tuple[int, int]] = []
-    inference.enhance_scan(scan, net, info, tile=0, progress=lambda d, t: calls.append((d, t)),
+    inference.enhance_scan(scan, SRInferer(info, tile=0), progress=lambda d, t: calls.append((d, t)),
                            on_start=lambda total, unit: starts.append((total, unit)))
     assert starts == [(3, "B-scan")] and calls == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_inferer_tiles_to_its_memory_budget_and_adapts_channels(duke_lr: torch.Tensor) -> None:
+    """SRInferer: "auto" tiles within the budget agree with whole images; grey and RGB go through any model."""
+    lr = duke_lr[..., :64, :96]
+    model = LoadedModel(random_net(5, channels=8, num_blocks=2, norm="batch"), scale=4, axes="both", channels=1, source="t")
+    whole = SRInferer(model, tile=0)
+    small = SRInferer(model, memory_budget=int(48 * 48 * inference.activation_bytes_per_pixel(whole.module, 1)))
+    assert small.tile_for((64, 96)) == 48 and small.windows((64, 96)) > 1 and whole.windows((64, 96)) == 1
+    assert (small(lr) - whole(lr)).abs().max() < 1e-3
+    torch.testing.assert_close(whole(lr.expand(-1, 3, -1, -1)), whole(lr).expand(-1, 3, -1, -1))
+    rgb = SRInferer(LoadedModel(random_net(10, in_channels=3, channels=8, num_blocks=1), scale=4, axes="both",
+                                channels=3, source="rgb"), tile=0)
+    torch.testing.assert_close(rgb(lr), rgb(lr.expand(-1, 3, -1, -1)).mean(dim=1, keepdim=True))

@@ -154,14 +154,14 @@ def test_evaluation_metrics_land_on_the_logged_model_and_registered_version(stag
 
 
 def test_aliases_resolve_for_loading_and_for_the_registered_version(stages: dict) -> None:
-    from oct_srgan.inference import load_generator
+    from oct_srgan.loading import load_model
     from oct_srgan.mlflow_model import find_model_record
 
     client = MlflowClient()
     trained = client.get_model_version_by_alias(MODEL, "latest-srresnet")
     assert trained.version == client.get_model_version_by_alias(MODEL, "evaluated").version
-    _, info = load_generator(f"models:/{MODEL}@evaluated")
-    assert info["source"] == f"models:/{MODEL}@evaluated" and info["meta"]["stage"] == "srresnet"
+    info = load_model(f"models:/{MODEL}@evaluated")
+    assert info.source == f"models:/{MODEL}@evaluated" and info.meta["stage"] == "srresnet"
     train_run = stages["runs"]["srresnet"].info.run_id
     for source, file in ((f"models:/{MODEL}@latest-srresnet", None), (f"runs:/{train_run}/model", stages["out"] / "generator.pt"),
                          (str(stages["out"] / "generator.pt"), stages["out"] / "generator.pt")):
@@ -197,7 +197,7 @@ def test_predict_refuses_values_outside_the_unit_range_and_tiles_large_inputs(
 ) -> None:
     import mlflow.pyfunc
 
-    from oct_srgan import inference
+    from oct_srgan.inference import inferer as inference
 
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}@evaluated")
     rng = np.random.default_rng(0)

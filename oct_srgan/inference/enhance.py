@@ -1,0 +1,223 @@
+"""Whole scans and files: super-resolve every B-scan of a scan, and scan files into enhanced files.
+
+How the pixels are computed (model copy, channels, tiles, precision) is :class:`SRInferer`'s job;
+this module walks B-scans and files, counts progress and decides what is written where.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import io as scan_io
+from ..errors import ModelError, OctSrganError, ScanError, WriteError
+from ..loading import LoadedModel, load_model
+from ..precision import choose_inference_precision
+from ..scaling import scale_factors
+from .inferer import PRECISIONS, SRInferer
+from .tiling import DEFAULT_OVERLAP
+
+
+def enhance_scan(
+    scan: scan_io.Scan,
+    inferer: SRInferer,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    on_start: Callable[[int, str], None] | None = None,
+) -> scan_io.Scan:
+    """Super-resolve every B-scan of ``scan``; the result's geometry is rescaled by ``Scan.with_pixels``.
+
+    Grey B-scans go into the inferer's model as they are, or as RGB for a 3-channel model (see
+    :class:`SRInferer`). They run one at a time (``batch_size`` tiles per pass when tiled; a tile
+    of "auto" runs whole B-scans when they fit the memory budget). ``progress(done, total)`` counts
+    what really finishes: tile windows after every forward pass when B-scans are tiled, else
+    B-scans, with ``total`` fixed before the first pass, so a progress bar's rate and estimate are
+    real; ``on_start(total, unit)`` says beforehand which it is ("tile" or "B-scan").
+    """
+    model = inferer.model
+    if not model.takes_grey:
+        raise ModelError(f"model {model.source}: takes {model.channels} input channels; "
+                         f"{scan.path or 'the scan'} is grey (1 channel)")
+    pixels = scan.pixels
+    total, h, w = pixels.shape
+    fh, fw = scale_factors(model.scale, model.axes)
+    out = np.empty((total, h * fh, w * fw), dtype=np.float32)
+    windows = inferer.windows((h, w))
+    if on_start is not None:
+        on_start(total * windows, "tile" if windows > 1 else "B-scan")
+    done = 0
+
+    def finished(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress is not None:
+            progress(done, total * windows)
+
+    for index in range(total):
+        lr = torch.from_numpy(np.ascontiguousarray(pixels[index], dtype=np.float32))[None, None]
+        out[index] = inferer(lr, progress=finished)[0, 0].numpy()
+    return scan.with_pixels(out)
+
+
+@dataclass
+class EnhanceReport:
+    """What :func:`enhance_files` did: outputs written, inputs skipped with a one-line reason."""
+
+    written: list[tuple[Path, Path]] = field(default_factory=list)
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    comparisons: list[Path] = field(default_factory=list)
+    model: LoadedModel | None = None
+
+
+def _split_name(path: Path) -> tuple[str, str]:
+    """File stem and extension, treating ``.nii.gz`` as one extension."""
+    name = path.name
+    if name.lower().endswith(".nii.gz"):
+        return name[: -len(".nii.gz")], name[-len(".nii.gz") :]
+    return path.stem, path.suffix
+
+
+def _check_writable(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OctSrganError(f"{out_dir}: cannot create output folder ({exc.strerror or exc})") from None
+    if not out_dir.is_dir() or not os.access(out_dir, os.W_OK | os.X_OK):
+        raise OctSrganError(f"{out_dir}: output folder is not writable")
+
+
+def write_comparison(path: Path, lr: np.ndarray, sr: np.ndarray, scale: int, axes: str, *, title: str) -> Path:
+    """Labelled PNG of one B-scan: input (nearest) | bicubic | SR, with the retina zoomed below."""
+    from oct_srgan.figures import enhance_comparison, save_figure
+
+    return save_figure(enhance_comparison(lr, sr, scale, axes, title=title), path)
+
+
+def output_plan(inputs: list[Path], out: Path, suffix: str = "_sr") -> Path | None:
+    """The one output file ``out`` names, or None when ``out`` is a folder; refuses what cannot work.
+
+    ``out`` with a scan extension (``.dcm``, ``.nii.gz``, ``.png``...) that is not an existing folder
+    names the output file itself: allowed for exactly one input file of the same format, so that
+    ``-o out.dcm`` never becomes a folder called ``out.dcm`` nor a DICOM saved under another format.
+    """
+    if not suffix or any(sep in suffix for sep in ("/", "\\", os.sep)):
+        raise OctSrganError(f"--suffix {suffix!r}: must be non-empty text without a path separator")
+    wanted = scan_io.format_of_name(out)
+    if wanted is None or out.is_dir():
+        return None
+    if len(inputs) != 1 or not Path(inputs[0]).is_file():
+        what = "the input is a folder" if len(inputs) == 1 else f"there are {len(inputs)} inputs"
+        raise OctSrganError(f"{out}: -o names one output file, but {what}; give -o a folder instead")
+    source = scan_io.scan_format(inputs[0])
+    if source != wanted:
+        raise OctSrganError(f"{out}: -o is a {wanted} file name but {inputs[0]} is {source}; "
+                            f"name the output with the input's extension (a scan keeps its format)")
+    return out
+
+
+def _found_scans(inputs: list[Path], report: EnhanceReport) -> list[Path]:
+    """Every scan file under ``inputs`` once, in order; an input that cannot be searched is skipped."""
+    found: dict[Path, None] = {}
+    for item in inputs:
+        try:
+            found.update(dict.fromkeys(scan_io.find_scans([item])))
+        except ScanError as exc:
+            report.skipped.append((Path(item), str(exc)))
+    return list(found)
+
+
+def _output_target(path: Path, out_dir: Path, out_file: Path | None, suffix: str, overwrite: bool,
+                   claimed: dict[Path, Path]) -> tuple[Path, str | None]:
+    """Where ``path`` is written, and why it is skipped instead (None: it is not)."""
+    stem, ext = _split_name(path)
+    target = out_file if out_file is not None else out_dir / f"{stem}{suffix}{ext}"
+    if target in claimed:
+        return target, f"{path}: same output name {target.name} as {claimed[target]}"
+    claimed[target] = path
+    if target.resolve() == path.resolve():
+        return target, f"{path}: the output would replace the input; choose another -o or --suffix"
+    if target.exists() and not overwrite:
+        return target, f"{path}: output {target} already exists (use --overwrite to replace it)"
+    return target, None
+
+
+def _comparison(path: Path, target: Path, scan: scan_io.Scan, enhanced: scan_io.Scan, model: LoadedModel) -> Path:
+    """``<output stem>_compare.png`` of the middle B-scan next to the output."""
+    mid = scan.pixels.shape[0] // 2
+    compare_path = target.parent / f"{_split_name(target)[0]}_compare.png"
+    title = f"{path.name}: B-scan {mid + 1} of {scan.pixels.shape[0]}, x{model.scale} with {model.source}"
+    return write_comparison(compare_path, scan.pixels[mid], enhanced.pixels[mid], model.scale, model.axes, title=title)
+
+
+def enhance_files(
+    inputs: list[Path],
+    out_dir: Path | None = None,
+    model: str | Path = "default",
+    *,
+    tile: int | str | None = "auto",
+    overlap: float | int = DEFAULT_OVERLAP,
+    batch_size: int = 4,
+    device: str | torch.device = "cpu",
+    precision: str = "fp32",
+    overwrite: bool = False,
+    compare: bool = False,
+    progress: Callable[[Path, int, int], None] | None = None,
+    max_pixels: int | None = scan_io.DEFAULT_MAX_PIXELS,
+    notify: Callable[[str], None] | None = None,
+    suffix: str = "_sr",
+    on_start: Callable[[Path, int, str], None] | None = None,
+) -> EnhanceReport:
+    """Enhance every scan found under ``inputs`` into ``out_dir`` (default ``./enhanced``).
+
+    Each output is ``<stem><suffix><ext>`` in the input's format, written atomically by
+    ``io.write_scan``; an ``out_dir`` with a scan extension is the output file itself for one input
+    file (see :func:`output_plan`). Existing outputs are kept unless ``overwrite``, and an input is
+    never written over; unreadable or unsupported files are skipped with their one-line reason.
+    ``compare`` also writes ``<output stem>_compare.png`` (bicubic | SR of the middle B-scan).
+    ``progress(path, done, total)`` reports tiles or B-scans done within each file, and
+    ``on_start(path, total, unit)`` which of the two before its first (see :func:`enhance_scan`).
+    ``precision`` "auto" picks per file by :func:`oct_srgan.precision.choose_inference_precision`
+    (bf16 only with native bf16 and 8-bit output); ``notify`` receives one line saying what it chose.
+    """
+    if precision != "auto" and precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of auto, {', '.join(PRECISIONS)}, got {precision!r}")
+    out_dir = Path(out_dir) if out_dir is not None else Path("enhanced")
+    out_file = output_plan([Path(p) for p in inputs], out_dir, suffix)
+    if out_file is not None:
+        out_dir = out_file.parent
+    report = EnhanceReport()
+    found = _found_scans(inputs, report)
+    _check_writable(out_dir)
+    report.model = loaded = load_model(model, device)
+    inferer = SRInferer(loaded, tile=tile, overlap=overlap, batch_size=batch_size, device=device,
+                        precision="fp32" if precision == "auto" else precision)
+    derivation = f"oct-srgan x{loaded.scale} super-resolution (model {loaded.source})"
+    claimed: dict[Path, Path] = {}
+    for path in found:
+        target, reason = _output_target(path, out_dir, out_file, suffix, overwrite, claimed)
+        if reason is not None:
+            report.skipped.append((path, reason))
+            continue
+        try:
+            scan = scan_io.read_scan(path, max_pixels=max_pixels)
+            chosen, why = choose_inference_precision(precision, device, scan.bit_depth)
+            if notify is not None:
+                notify(f"{path.name}: precision {chosen} ({why})")
+            per_file = (lambda done, total, p=path: progress(p, done, total)) if progress else None
+            starting = (lambda total, unit, p=path: on_start(p, total, unit)) if on_start else None
+            enhanced = enhance_scan(scan, inferer.with_precision(chosen), progress=per_file, on_start=starting)
+            scan_io.write_scan(enhanced, target, derivation=derivation, overwrite=overwrite)
+        except WriteError:
+            raise
+        except ScanError as exc:
+            report.skipped.append((path, str(exc)))
+            continue
+        report.written.append((path, target))
+        if compare:
+            report.comparisons.append(_comparison(path, target, scan, enhanced, loaded))
+    return report

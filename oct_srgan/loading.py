@@ -1,0 +1,141 @@
+"""Where a model comes from and what it is: the shipped weights, the model sources, one loader.
+
+A model argument (``--model``) is one of: a shipped weights entry (``default``, or an
+:class:`OctSrganWeights` member), an MLflow model URI (``runs:/…``, ``models:/…``), or a generator
+file / training checkpoint. :func:`load_model` turns any of them into a :class:`LoadedModel`, the
+one object the rest of the package reads a model's scale, axes, channels and provenance from.
+
+The weights entries follow torchvision's ``WeightsEnum`` of ``Weights(url, transforms, meta)``
+(``torchvision/models/_api.py``): a file shipped with the package instead of a URL, and in ``meta``
+what the model card reports (the clean-reference test numbers, also stored in the file's meta).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from .checkpoint import load_generator_file, load_weights
+from .errors import ModelError
+from .models import build_generator
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+MLFLOW_SCHEMES = ("runs:/", "models:/")
+# Channel counts a grey B-scan can be fed to: itself, or repeated to RGB (averaged back afterwards).
+GREY_CHANNELS = (1, 3)
+
+
+@dataclass(frozen=True)
+class Weights:
+    """One shipped weight file (a name inside :data:`WEIGHTS_DIR`) and what is known about it."""
+
+    file: str
+    meta: dict[str, Any]
+
+
+class OctSrganWeights(Enum):
+    """The weights shipped with oct-srgan; ``DEFAULT`` is what ``--model default`` loads."""
+
+    OCT_X4 = Weights(
+        file="oct_srgan_x4.pt",
+        meta={
+            "scale": 4,
+            "upsample_axes": "both",
+            "in_channels": 1,
+            "degradation": {"mode": "bicubic", "axes": "both", "speckle": 0.0},
+            "card": "MODEL_CARD.md",
+            # Test split of Duke Bioptigen, scored against the registered-average (clean) references.
+            "evaluation": {
+                "split": "test", "target": "reference", "dataset_hash": "cb6ff442d597b22d", "n_images": 10,
+                "model_psnr": 27.1450, "model_ssim": 0.6953, "bicubic_psnr": 25.3461, "bicubic_ssim": 0.5925,
+            },
+        },
+    )
+    DEFAULT = OCT_X4
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}.{self.name}"
+
+    @property
+    def path(self) -> Path:
+        return WEIGHTS_DIR / self.value.file
+
+    @classmethod
+    def from_name(cls, text: str) -> OctSrganWeights | None:
+        """The entry a model argument names (``default``, ``OCT_X4``, ``OctSrganWeights.OCT_X4``), else None."""
+        name = text.removeprefix(f"{cls.__name__}.")
+        return cls.__members__.get("DEFAULT" if name == "default" else name)
+
+
+@dataclass(frozen=True, eq=False)
+class LoadedModel:
+    """An eval-mode generator with what inference needs to know about it.
+
+    ``source`` is a short name safe to write into output headers and MLflow params (never a full
+    local path); ``file`` is the local file the weights were read from; ``degradation`` is how its
+    training LR was made (None for models exported before it was recorded).
+    """
+
+    module: nn.Module
+    scale: int
+    axes: str
+    channels: int
+    source: str
+    degradation: dict[str, Any] | None = None
+    spec: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    file: Path | None = None
+
+    @property
+    def takes_grey(self) -> bool:
+        """True when a grey B-scan can go in (as itself, or repeated to RGB)."""
+        return self.channels in GREY_CHANNELS
+
+
+def resolve_model_file(spec: str | Path | OctSrganWeights) -> tuple[Path, str]:
+    """The local generator/checkpoint file for a model argument, and a short name for provenance."""
+    weights = spec if isinstance(spec, OctSrganWeights) else OctSrganWeights.from_name(spec) if isinstance(spec, str) else None
+    if weights is not None:
+        path = weights.path
+        if not path.is_file():
+            raise ModelError(f"{path}: the default model is not installed yet; pass a checkpoint, "
+                             "generator file or MLflow model URI instead")
+        return path, f"default ({path.name})"
+    text = str(spec)
+    if text.startswith(MLFLOW_SCHEMES):
+        from .mlflow_model import download_generator_file
+
+        return download_generator_file(text), text
+    path = Path(spec).expanduser()
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    return path, path.name
+
+
+def load_model(spec: str | Path | OctSrganWeights, device: Any = "cpu") -> LoadedModel:
+    """The model a checkpoint, generator file, MLflow URI or weights entry (``"default"``) names.
+
+    Training checkpoints give their EMA weights (what validation measured).
+    """
+    path, source = resolve_model_file(spec)
+    state_dict, model_spec, meta = load_generator_file(path)
+    try:
+        module = build_generator(model_spec)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+    load_weights(module, state_dict, path)
+    return LoadedModel(
+        module.to(device).eval(),
+        scale=int(model_spec["scale"]),
+        axes=str(model_spec["upsample_axes"]),
+        channels=int(model_spec["in_channels"]),
+        source=source,
+        degradation=meta.get("degradation") or None,
+        spec=model_spec,
+        meta=meta,
+        file=path,
+    )
