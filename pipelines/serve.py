@@ -40,8 +40,8 @@ def serve(
     web_app = serving.create_app(model, max_upload_mb=max_upload_mb, device=resolve_device(device),
                                    tile=tile, max_pixels=max_pixels or None, allowed_hosts=_host_names(host))
     sock = serving.listen(host, port)
-    info = web_app.state.service.model.info
-    typer.echo(f"oct-srgan serve: model {info['source']} (x{info['scale']}) at {serving.address(sock)}  (Ctrl+C to stop)")
+    loaded = web_app.state.service.model.loaded
+    typer.echo(f"oct-srgan serve: model {loaded.source} (x{loaded.scale}) at {serving.address(sock)}  (Ctrl+C to stop)")
     if host not in LOOPBACK:
         typer.echo("warning: the page has no login; anyone who can reach this address can upload scans", err=True)
     serving.run(web_app, sock)

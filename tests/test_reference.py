@@ -142,12 +142,14 @@ def test_eval_items_score_noisy_inputs_against_the_reference(ref_dataset: Path) 
 
 
 def test_serve_check_mode_degrades_like_the_model(tiny_generator_file: Path) -> None:
-    from oct_srgan.inference import load_generator
+    import dataclasses
+
+    from oct_srgan.loading import load_model
     from oct_srgan.serving import ScanService, Upload
 
-    generator, info = load_generator(tiny_generator_file)
-    info = {**info, "meta": {**info.get("meta", {}), "degradation": {"mode": "area", "axes": "both", "speckle": 0.0}}}
-    service = ScanService(generator, info, max_bytes=1 << 20, device="cpu", tile=None)
+    model = load_model(tiny_generator_file)
+    model = dataclasses.replace(model, degradation={"mode": "area", "axes": "both", "speckle": 0.0})
+    service = ScanService(model, max_bytes=1 << 20, device="cpu", tile=None)
     rng = np.random.default_rng(0)
     pixels = rng.random((1, 64, 64)).astype(np.float32)
 

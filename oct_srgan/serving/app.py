@@ -22,7 +22,8 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from ..errors import ModelError, OctSrganError
-from ..inference import DEFAULT_TILE, load_generator, prepare_for_inference
+from ..inference import DEFAULT_TILE
+from ..loading import load_model
 from ..limits import SERVE_MAX_PIXELS
 from .errors import UserError
 from .reports import MB
@@ -182,11 +183,10 @@ def create_app(model: str | Path = "default", *, max_upload_mb: float = 200,
     """
     if max_upload_mb <= 0:
         raise OctSrganError(f"max upload size must be positive, got {max_upload_mb} MB")
-    generator, info = load_generator(model, device)
-    if int(info["in_channels"]) not in (1, 3):
-        raise ModelError(f"model {info['source']}: takes {info['in_channels']} input channels; scans are grey")
-    generator = prepare_for_inference(generator, device)
-    service = ScanService(generator, info, max_bytes=int(max_upload_mb * MB), device=device,
+    loaded = load_model(model, device)
+    if not loaded.takes_grey:
+        raise ModelError(f"model {loaded.source}: takes {loaded.channels} input channels; scans are grey")
+    service = ScanService(loaded, max_bytes=int(max_upload_mb * MB), device=device,
                           tile=tile, max_pixels=max_pixels or None)
 
     @contextlib.asynccontextmanager

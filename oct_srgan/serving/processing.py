@@ -4,13 +4,13 @@ the way the model was trained) and its B-scans super-resolved one at a time, sco
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import torch
 
 from .. import metrics
-from ..inference import DEFAULT_OVERLAP, super_resolve
+from ..inference import DEFAULT_OVERLAP, SRInferer
+from ..loading import LoadedModel
 from ..transforms import Degraded, upscale_bicubic
 from .errors import Cancelled, UserError
 from .jobs import Job
@@ -19,26 +19,20 @@ from .reports import finite
 
 
 class ModelRunner:
-    """A loaded generator with what it was trained for: scale, upsampled axes, input channels and
-    the degradation of its training data."""
+    """A loaded model and its inferer; check mode degrades scans the way the model's training data was."""
 
-    def __init__(self, generator: torch.nn.Module, info: dict[str, Any], *, device: str | torch.device,
-                 tile: int | None) -> None:
-        self.generator = generator
-        self.info = info
-        self.scale = int(info["scale"])
-        self.axes = str(info["upsample_axes"])
-        self.channels = int(info["in_channels"])
+    def __init__(self, model: LoadedModel, *, device: str | torch.device, tile: int | None) -> None:
+        self.loaded = model
+        self.inferer = SRInferer(model, tile=tile or None, overlap=DEFAULT_OVERLAP, batch_size=4, device=device)
+        self.scale, self.axes, self.channels = model.scale, model.axes, model.channels
         # Check mode degrades the way the model was trained (design.md, "One owner for the degradation").
-        recorded = (info.get("meta") or {}).get("degradation") or {}
+        recorded = model.degradation or {}
         self.degradation = {"mode": str(recorded.get("mode", "bicubic")), "speckle": float(recorded.get("speckle", 0.0))}
-        self.device = device
-        self.tile = tile or None
 
     @property
     def derivation(self) -> str:
         """What an enhanced file records as its derivation."""
-        return f"oct-srgan x{self.scale} super-resolution (model {self.info['source']})"
+        return f"oct-srgan x{self.scale} super-resolution (model {self.loaded.source})"
 
     def prepare(self, pixels: np.ndarray, mode: str) -> Job:
         """The job's model input: the scan itself (enhance), or the scan cropped and degraded (check)."""
@@ -60,10 +54,7 @@ class ModelRunner:
 
     def super_resolve(self, x: torch.Tensor) -> torch.Tensor:
         """[1,1,h,w] -> [1,1,H,W]; grey goes into a 3-channel model as RGB and comes back averaged."""
-        sr = super_resolve(self.generator, x.expand(-1, self.channels, -1, -1), scale=self.scale,
-                           upsample_axes=self.axes, tile=self.tile, overlap=DEFAULT_OVERLAP, batch_size=4,
-                           device=self.device)
-        return sr.mean(dim=1, keepdim=True)
+        return self.inferer(x)
 
     def run(self, job: Job, after_bscan: Callable[[Job, int], None]) -> np.ndarray | None:
         """Fill the job's panels (and scores, in check mode) B-scan by B-scan, calling ``after_bscan``

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..loading import LoadedModel
 from .errors import UserError
 from .jobs import Upload
 from .panels import DIFF_GAIN
@@ -44,16 +45,16 @@ def scores(upload: Upload, k: int, shave: int) -> dict[str, Any]:
     return {"k": k, "scores": job.scores[k], "mean": mean, "n_done": len(done), "shave": shave}
 
 
-def model_info(info: dict[str, Any], *, scale: int, axes: str, channels: int, max_bytes: int) -> dict[str, Any]:
+def model_info(model: LoadedModel, *, max_bytes: int) -> dict[str, Any]:
     """The model box: source, geometry, the model card's numbers (non-finite ones as null) and the upload limit."""
-    meta = info.get("meta") or {}
+    meta = model.meta or {}
     evaluation = meta.get("evaluation") if isinstance(meta, dict) else None
     card = None
     if isinstance(evaluation, dict):
         card = {str(k): (finite(v) if isinstance(v, float) else v) for k, v in evaluation.items()
                 if isinstance(v, (str, int, float)) and not isinstance(v, bool)}
-    return {"source": info["source"], "scale": scale, "upsample_axes": axes,
-            "channels": channels, "card": card, "card_target": _card_target(meta),
+    return {"source": model.source, "scale": model.scale, "upsample_axes": model.axes,
+            "channels": model.channels, "card": card, "card_target": _card_target(meta),
             "diff_gain": DIFF_GAIN, "max_upload_mb": max_bytes / MB}
 
 

@@ -16,6 +16,7 @@ import torch
 
 from .. import io as scan_io
 from ..limits import SERVE_MAX_PIXELS
+from ..loading import LoadedModel
 from . import reports
 from .errors import Cancelled, UserError
 from .jobs import MODES, SCAN_ID, Job, Upload, Uploads, Worker, read_upload
@@ -33,9 +34,9 @@ class ScanService:
     (panels.py) and what the page is told (reports.py). One lock guards the scans and their jobs.
     """
 
-    def __init__(self, generator: torch.nn.Module, info: dict[str, Any], *, max_bytes: int,
+    def __init__(self, model: LoadedModel, *, max_bytes: int,
                  device: str | torch.device, tile: int | None, max_pixels: int | None = SERVE_MAX_PIXELS) -> None:
-        self.model = ModelRunner(generator, info, device=device, tile=tile)
+        self.model = ModelRunner(model, device=device, tile=tile)
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
         self.workdir: Path | None = None
@@ -152,6 +153,4 @@ class ScanService:
         return reports.scores(upload, k, shave=self.model.scale)
 
     def model_info(self) -> dict[str, Any]:
-        model = self.model
-        return reports.model_info(model.info, scale=model.scale, axes=model.axes, channels=model.channels,
-                                  max_bytes=self.max_bytes)
+        return reports.model_info(self.model.loaded, max_bytes=self.max_bytes)
