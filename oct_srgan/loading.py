@@ -105,6 +105,15 @@ def resolve_model_file(spec: str | Path | OctSrganWeights) -> tuple[Path, str]:
             raise ModelError(f"{path}: the default model is not installed yet; pass a checkpoint, "
                              "generator file or MLflow model URI instead")
         return path, f"default ({path.name})"
+    return locate_model_file(spec)
+
+
+def locate_model_file(spec: str | Path, what: str = "model") -> tuple[Path, str]:
+    """The local file of an MLflow model URI or a generator/checkpoint path, and a short name for provenance.
+
+    No weights entries: ``train.init_from`` takes only these two, and names itself as ``what`` in
+    the not-found message.
+    """
     text = str(spec)
     if text.startswith(MLFLOW_SCHEMES):
         from .mlflow_model import download_generator_file
@@ -112,7 +121,7 @@ def resolve_model_file(spec: str | Path | OctSrganWeights) -> tuple[Path, str]:
         return download_generator_file(text), text
     path = Path(spec).expanduser()
     if not path.is_file():
-        raise ModelError(f"{path}: model file not found")
+        raise ModelError(f"{path}: {what} file not found")
     return path, path.name
 
 

@@ -110,6 +110,42 @@ def quantize(x: torch.Tensor, bits: int) -> torch.Tensor:
     return torch.round(x.clamp(0, 1) * levels) / levels
 
 
+def crop_to_common(*images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The images cropped at their top-left corner to the height and width all of them have."""
+    h = min(x.shape[-2] for x in images)
+    w = min(x.shape[-1] for x in images)
+    return tuple(x[..., :h, :w] for x in images)
+
+
+def scores(
+    output: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    data_range: float = 1.0,
+    shave: int = 0,
+    measures: Sequence[str] = ("psnr", "ssim"),
+    ssim_kind: str = "gaussian",
+) -> dict[str, float]:
+    """Each of ``measures`` (names in :data:`METRICS`) of one [1,C,H,W] output against its target."""
+    measure = {
+        "psnr": lambda: psnr(output, target, data_range, shave),
+        "ssim": lambda: ssim(output, target, data_range, shave, kind=ssim_kind),
+        "ms_ssim": lambda: ms_ssim(output, target, data_range, shave),
+    }
+    return {name: float(measure[name]()[0]) for name in measures}
+
+
+def score_against(
+    target: torch.Tensor, outputs: Mapping[str, torch.Tensor], *, data_range: float = 1.0, shave: int = 0
+) -> dict[str, dict[str, float]]:
+    """PSNR and SSIM of each named [1,C,H,W] output (e.g. model and bicubic) against one target.
+
+    Training validation and the server's check mode both report a model next to its bicubic
+    baseline this way, so their numbers agree for the same images.
+    """
+    return {name: scores(out, target, data_range=data_range, shave=shave) for name, out in outputs.items()}
+
+
 def evaluate_images(
     items: Iterable[Mapping],
     methods: Mapping[str, Callable[[torch.Tensor], torch.Tensor]],
@@ -142,9 +178,7 @@ def evaluate_images(
                 rows.append({
                     "id": item["id"],
                     "method": name,
-                    "psnr": float(psnr(a, b, data_range, shave)[0]),
-                    "ssim": float(ssim(a, b, data_range, shave, kind=ssim_kind)[0]),
-                    "ms_ssim": float(ms_ssim(a, b, data_range, shave)[0]),
+                    **scores(a, b, data_range=data_range, shave=shave, measures=METRICS, ssim_kind=ssim_kind),
                 })
     return rows
 

@@ -80,8 +80,5 @@ class ModelRunner:
 
     def _scores(self, bicubic: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor) -> dict[str, dict[str, float | None]]:
         """PSNR and SSIM of bicubic and SR against the scan, a scale-wide border shaved off."""
-        return {
-            name: {"psnr": finite(float(metrics.psnr(out, hr, shave=self.scale)[0])),
-                   "ssim": finite(float(metrics.ssim(out, hr, shave=self.scale)[0]))}
-            for name, out in (("bicubic", bicubic), ("sr", sr))
-        }
+        scored = metrics.score_against(hr, {"bicubic": bicubic, "sr": sr}, shave=self.scale)
+        return {name: {k: finite(v) for k, v in values.items()} for name, values in scored.items()}

@@ -31,10 +31,10 @@ from ..checkpoint import (
 )
 from ..config import Config, LossConfig, to_dict
 from ..errors import ModelError, TrainingError
+from ..loading import locate_model_file
 from .distributed import unwrap
 
 KEEP_CHECKPOINTS = 3
-MLFLOW_SCHEMES = ("runs:/", "models:/")
 
 
 def _ema_fn(decay: float):
@@ -203,14 +203,7 @@ def find_resume(ckpt_dir: Path, spec: dict[str, Any], stage: str) -> Resume:
 
 def _init_generator(generator: nn.Module, source: str, spec: dict[str, Any]) -> None:
     """Load an SRResNet into ``generator``: a checkpoint, generator file or MLflow model URI."""
-    if source.startswith(MLFLOW_SCHEMES):
-        from ..mlflow_model import download_generator_file
-
-        path = download_generator_file(source)
-    else:
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise ModelError(f"{path}: train.init_from file not found")
+    path, _ = locate_model_file(source, what="train.init_from")
     weights, file_spec, _ = load_generator_file(path)
     check_spec(path, file_spec, spec)
     load_weights(generator, weights, path)

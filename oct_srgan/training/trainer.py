@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ..checkpoint import checkpoint_name
-from ..config import Config
+from ..config import Config, to_dict
 from ..errors import TrainingError
 from ..precision import training_dtype
 from . import distributed
@@ -109,7 +109,7 @@ class Trainer:
         self.losses = make_losses(cfg, extractor, device)
         self.dataset = open_train_split(self.info, cfg)
         val_items = eval_items(self.info, "val", cfg.data.max_val_images, cfg.data.target) if ranks.main else []
-        self.validator = Validator(val_items, cfg.data.scale, cfg.data.degradation.axes, cfg.train.stage, device)
+        self.validator = Validator(val_items, self.spec, to_dict(cfg.data.degradation), cfg.train.stage, device)
         self.hooks = Hooks(self._hooks(extractor_source(cfg, extractor), progress) if ranks.main else [])
         self.last_metrics: dict[str, float] = {}
 

@@ -1,23 +1,38 @@
 """Validation during training: the EMA generator against bicubic on whole val B-scans, and a figure.
 
-Runs on rank 0 only. The bicubic baseline of each item is computed once and kept: it does not
-change while the generator learns.
+Runs on rank 0 only. The generator runs through :class:`~oct_srgan.inference.SRInferer`, as in
+enhance, evaluate and serve, and is scored by :func:`oct_srgan.metrics.score_against`, as in serve.
+The bicubic baseline of each item is computed once and kept: it does not change while the generator
+learns.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..loading import LoadedModel
+
+if TYPE_CHECKING:
+    from ..inference import SRInferer
+
+SOURCE = "training EMA"
+
 
 class Validator:
-    """PSNR/SSIM of a generator vs bicubic on the val items, and the LR | bicubic | SR | HR figure."""
+    """PSNR/SSIM of a generator vs bicubic on the val items, and the LR | bicubic | SR | HR figure.
 
-    def __init__(self, items: list[dict[str, Any]], scale: int, axes: str, stage: str, device: torch.device) -> None:
-        self.items, self.scale, self.axes, self.stage, self.device = items, scale, axes, stage, device
+    ``spec`` is the generator's architecture (scale, axes, channels); ``degradation`` is how the
+    dataset made its LR images, recorded with the model as its exported file would record it.
+    """
+
+    def __init__(self, items: list[dict[str, Any]], spec: dict[str, Any], degradation: dict[str, Any] | None,
+                 stage: str, device: torch.device) -> None:
+        self.items, self.spec, self.degradation, self.stage, self.device = items, spec, degradation, stage, device
+        self.scale, self.axes = int(spec["scale"]), str(spec["upsample_axes"])
         self._bicubic_cache: dict[str, torch.Tensor] = {}
 
     def _bicubic(self, item: dict[str, Any]) -> torch.Tensor:
@@ -28,30 +43,27 @@ class Validator:
             self._bicubic_cache[key] = upscale_bicubic(item["lr"][None].float(), self.scale, self.axes).clamp(0, 1)
         return self._bicubic_cache[key]
 
+    def inferer(self, model: nn.Module) -> SRInferer:
+        """A whole-image fp32 :class:`~oct_srgan.inference.SRInferer` of ``model`` as it is now (it copies the weights)."""
+        from ..inference import SRInferer
+
+        loaded = LoadedModel(model, scale=self.scale, axes=self.axes, channels=int(self.spec["in_channels"]),
+                             source=SOURCE, degradation=self.degradation, spec=dict(self.spec))
+        return SRInferer(loaded, tile=None, precision="fp32", device=self.device)
+
     @torch.no_grad()
     def __call__(self, model: nn.Module, step: int) -> tuple[dict[str, float], Any]:
-        """The ``val/*`` metrics of ``model`` (put in eval mode) and the figure of the first item (None without items)."""
+        """The ``val/*`` metrics of ``model`` (its eval-mode copy) and the figure of the first item (None without items)."""
         from .. import metrics
 
-        model.eval()
+        infer = self.inferer(model)
         rows = []
         first = None
         for item in self.items:
             lr = item["lr"][None].float()
-            hr = item["hr"][None].float()
-            sr = model(lr.to(self.device)).float().clamp(0, 1).cpu()
-            bic = self._bicubic(item)
-            h, w = (min(a, b, c) for a, b, c in zip(sr.shape[-2:], bic.shape[-2:], hr.shape[-2:]))
-            sr, bic, hr = sr[..., :h, :w], bic[..., :h, :w], hr[..., :h, :w]
-            shave = self.scale
-            rows.append(
-                (
-                    float(metrics.psnr(sr, hr, data_range=1.0, shave=shave)[0]),
-                    float(metrics.ssim(sr, hr, data_range=1.0, shave=shave)[0]),
-                    float(metrics.psnr(bic, hr, data_range=1.0, shave=shave)[0]),
-                    float(metrics.ssim(bic, hr, data_range=1.0, shave=shave)[0]),
-                )
-            )
+            bic, sr, hr = metrics.crop_to_common(self._bicubic(item), infer(lr), item["hr"][None].float())
+            scored = metrics.score_against(hr, {"sr": sr, "bicubic": bic}, shave=self.scale)
+            rows.append((scored["sr"]["psnr"], scored["sr"]["ssim"], scored["bicubic"]["psnr"], scored["bicubic"]["ssim"]))
             if first is None:
                 first = (lr, bic, sr, hr)
         mean = np.mean(np.asarray(rows, dtype=np.float64), axis=0)
