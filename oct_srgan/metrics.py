@@ -139,14 +139,20 @@ def evaluate_images(
                 if quantize_bits:
                     sr = quantize(sr, quantize_bits)
                 a, b = (rgb_to_y(sr), rgb_to_y(hr)) if y_channel else (sr, hr)
-                rows.append({
-                    "id": item["id"],
-                    "method": name,
-                    "psnr": float(psnr(a, b, data_range, shave)[0]),
-                    "ssim": float(ssim(a, b, data_range, shave, kind=ssim_kind)[0]),
-                    "ms_ssim": float(ms_ssim(a, b, data_range, shave)[0]),
-                })
+                rows.append({"id": item["id"], "method": name,
+                             **image_scores(a, b, data_range=data_range, shave=shave, ssim_kind=ssim_kind)})
     return rows
+
+
+def image_scores(
+    sr: torch.Tensor, hr: torch.Tensor, *, data_range: float = 1.0, shave: int = 0, ssim_kind: str = "gaussian"
+) -> dict[str, float]:
+    """PSNR, SSIM and MS-SSIM of one [1, C, H, W] output against its target."""
+    return {
+        "psnr": float(psnr(sr, hr, data_range, shave)[0]),
+        "ssim": float(ssim(sr, hr, data_range, shave, kind=ssim_kind)[0]),
+        "ms_ssim": float(ms_ssim(sr, hr, data_range, shave)[0]),
+    }
 
 
 def _stats(values: np.ndarray, confidence: float) -> dict:
