@@ -42,6 +42,8 @@ from monai.utils import ensure_tuple, ensure_tuple_rep
 from monai.utils.misc import get_seed
 
 from .config import ConfigError, DataConfig, DegradationConfig
+from .enums import Axes as AxesOption
+from .enums import DegradationMode, look_up_option
 from .errors import ScanError
 from .io import Scan, is_scan_file, read_scan, scan_meta
 
@@ -49,8 +51,6 @@ Mode = Literal["bicubic", "area"]
 Axes = Literal["both", "lateral"]
 RandomSource = torch.Generator | np.random.RandomState | np.random.Generator
 
-_MODES = ("bicubic", "area")
-_AXES = ("both", "lateral")
 
 
 def _plain(x: torch.Tensor) -> torch.Tensor:
@@ -109,14 +109,9 @@ def resize_bicubic(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return out.reshape(*lead, out_h, out_w).contiguous()
 
 
-def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
-
-
 def _factors(scale: int, axes: str) -> tuple[int, int]:
     """Per-axis (H, W) scale factors: lateral degradation leaves the axial axis alone."""
-    _check_choice("axes", axes, _AXES)
+    look_up_option(axes, AxesOption, "axes")
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
     return (1, scale) if axes == "lateral" else (scale, scale)
@@ -133,7 +128,7 @@ def downscale(x: torch.Tensor, scale: int = 4, mode: Mode = "bicubic", axes: Axe
     ``axes='lateral'`` reduces the width only (A-scan decimation, 1 x scale blocks for area).
     Sizes must divide exactly so that LR pixel ``i`` covers HR pixels ``scale*i .. scale*i+scale-1``.
     """
-    _check_choice("mode", mode, _MODES)
+    look_up_option(mode, DegradationMode, "mode")
     fh, fw = _factors(scale, axes)
     data = _plain(x)
     _check_image(data, "downscale")
@@ -234,7 +229,7 @@ class Degraded(Randomizable, MapTransform):
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        _check_choice("mode", mode, _MODES)
+        look_up_option(mode, DegradationMode, "mode")
         _factors(scale, axes)
         if speckle < 0:
             raise ValueError(f"speckle must be >= 0, got {speckle}")
