@@ -20,92 +20,32 @@ class StrEnum(str, enum.Enum):
         return str(self.value)
 
 
-class Norm(StrEnum):
-    """Normalisation after the convs of the generator and the discriminator."""
-
-    BATCH = "batch"
-    NONE = "none"
-
-
-class Axes(StrEnum):
-    """Axes a degradation reduces and the generator upsamples: both, or the lateral (A-scan) axis only."""
-
-    BOTH = "both"
-    LATERAL = "lateral"
-
-
-class UpsampleMode(StrEnum):
-    """The generator's upsampling layout: the paper's stages and 9x9 HR tail, or one LR sub-pixel conv."""
-
-    PAPER = "paper"
-    LR_SHUFFLE = "lr_shuffle"
-
-
-class DegradationMode(StrEnum):
-    """How LR is made from HR: MATLAB bicubic or block mean."""
-
-    BICUBIC = "bicubic"
-    AREA = "area"
-
-
-class PixelLoss(StrEnum):
-    MSE = "mse"
-    L1 = "l1"
-
-
-class AdversarialLoss(StrEnum):
-    """Standard GAN (binary cross-entropy) or relativistic average discriminator."""
-
-    BCE = "bce"
-    RELATIVISTIC = "relativistic"
-
-
-class Precision(StrEnum):
-    """Number format of inference."""
-
-    FP32 = "fp32"
-    BF16 = "bf16"
-
-
-class InferencePrecision(StrEnum):
-    """A requested inference precision: ``auto`` picks bf16 only where it is native and the output is 8-bit."""
-
-    AUTO = "auto"
-    FP32 = "fp32"
-    BF16 = "bf16"
-
-
-class BlendMode(StrEnum):
-    """How overlapping tiles are blended: smooth Gaussian weights or a step (plain cropping)."""
-
-    GAUSSIAN = "gaussian"
-    CONSTANT = "constant"
-
-
-class Target(StrEnum):
-    """What training and evaluation score against: the clean reference, the scan itself, or ``auto``."""
-
-    AUTO = "auto"
-    REFERENCE = "reference"
-    SELF = "self"
-
-
-class Split(StrEnum):
-    TRAIN = "train"
-    VAL = "val"
-    TEST = "test"
-
-
-class Stage(StrEnum):
-    SRRESNET = "srresnet"
-    SRGAN = "srgan"
-
-
-class SsimKind(StrEnum):
-    """SSIM window: MONAI's Gaussian 11x11 (what SR papers report) or scikit-image's uniform 7x7."""
-
-    GAUSSIAN = "gaussian"
-    UNIFORM = "uniform"
+# Normalisation after the convs of the generator and the discriminator.
+Norm = StrEnum("Norm", {"BATCH": "batch", "NONE": "none"})
+# Axes a degradation reduces and the generator upsamples: both, or the lateral (A-scan) axis only.
+Axes = StrEnum("Axes", {"BOTH": "both", "LATERAL": "lateral"})
+# The generator's upsampling layout: the paper's stages and 9x9 HR tail, or one sub-pixel conv at LR.
+UpsampleMode = StrEnum("UpsampleMode", {"PAPER": "paper", "LR_SHUFFLE": "lr_shuffle"})
+# How LR is made from HR: MATLAB bicubic or block mean.
+DegradationMode = StrEnum("DegradationMode", {"BICUBIC": "bicubic", "AREA": "area"})
+# The pixel loss of training.
+PixelLoss = StrEnum("PixelLoss", {"MSE": "mse", "L1": "l1"})
+# Standard GAN (binary cross-entropy) or relativistic average discriminator.
+AdversarialLoss = StrEnum("AdversarialLoss", {"BCE": "bce", "RELATIVISTIC": "relativistic"})
+# Number format of inference.
+Precision = StrEnum("Precision", {"FP32": "fp32", "BF16": "bf16"})
+# A requested inference precision: ``auto`` picks bf16 only where it is native and the output is 8-bit.
+InferencePrecision = StrEnum("InferencePrecision", {"AUTO": "auto", "FP32": "fp32", "BF16": "bf16"})
+# How overlapping tiles are blended: smooth Gaussian weights or a step (plain cropping).
+BlendMode = StrEnum("BlendMode", {"GAUSSIAN": "gaussian", "CONSTANT": "constant"})
+# What training and evaluation score against: the clean reference, the scan itself, or ``auto``.
+Target = StrEnum("Target", {"AUTO": "auto", "REFERENCE": "reference", "SELF": "self"})
+# The splits of a prepared dataset.
+Split = StrEnum("Split", {"TRAIN": "train", "VAL": "val", "TEST": "test"})
+# The training stages: SRResNet (pixel loss) and SRGAN (adversarial fine-tuning).
+Stage = StrEnum("Stage", {"SRRESNET": "srresnet", "SRGAN": "srgan"})
+# SSIM window: MONAI's Gaussian 11x11 (what SR papers report) or scikit-image's uniform 7x7.
+SsimKind = StrEnum("SsimKind", {"GAUSSIAN": "gaussian", "UNIFORM": "uniform"})
 
 
 def values(choices: type[StrEnum]) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ import torch
 from oct_srgan import __version__
 from oct_srgan.checkpoint import load_generator_file, save_generator_file
 from oct_srgan.data import open_dataset
+from oct_srgan.enums import Split, values
 from oct_srgan.evaluation import EvalOptions, evaluate_split, load_model
 from oct_srgan.fsutil import atomic_path
 from oct_srgan.scoring import EvaluationResult, summary_markdown
@@ -134,8 +135,8 @@ def card_text(
     stage_results: list[tuple[str, EvaluationResult]] | None = None,
 ) -> str:
     """The model card in Markdown: data and split, recipe, steps, wall time, hardware, test numbers."""
-    counts = {s: len(dataset.split(s)) for s in ("train", "val", "test")}
-    groups = {s: dataset.split(s)["group_id"].nunique() for s in ("train", "val", "test")}
+    counts = {s: len(dataset.split(s)) for s in values(Split)}
+    groups = {s: dataset.split(s)["group_id"].nunique() for s in values(Split)}
     psnr_m, psnr_b = result.mean("model", "psnr"), result.mean("bicubic", "psnr")
     ssim_m, ssim_b = result.mean("model", "ssim"), result.mean("bicubic", "ssim")
     deg = dataset.degradation

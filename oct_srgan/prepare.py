@@ -31,6 +31,7 @@ from PIL import Image
 
 from oct_srgan import __version__
 from oct_srgan.config import DegradationConfig
+from oct_srgan.enums import Split, values
 from oct_srgan.errors import DataError, ScanError
 from oct_srgan.figures import degradation_preview, save_figure
 from oct_srgan.fsutil import atomic_dir
@@ -39,7 +40,7 @@ from oct_srgan.pairing import Reference, SourceScan, crop_to_scale, find_referen
 from oct_srgan.splitting import ContentJoins, check_fractions, content_key, dataset_key, group_of, keyed_id
 from oct_srgan.transforms import Degraded
 
-SPLITS = ("train", "val", "test")
+SPLITS = values(Split)
 MANIFEST_COLUMNS = [
     "split",
     "group_id",
