@@ -1,18 +1,25 @@
-"""Evaluate a generator against bicubic and nearest-neighbour upscaling (the library side of ``evaluate``).
+"""The ``evaluate`` protocol: a generator against bicubic and nearest-neighbour upscaling.
 
 Two protocols:
 
-- **OCT split** of a prepared dataset: every full B-scan of the split, its fixed LR from
-  preprocess, tiled inference; grey channel, data range 1, ``scale`` pixels shaved.
-- **Natural-image benchmark** (Set5, Set14 or a folder of RGB images) as in Ledig et al. 2017: HR
-  cropped to a multiple of the scale, LR made with MATLAB-compatible bicubic and rounded to 8 bit,
-  SR rounded to 8 bit, scored on the MATLAB Y channel with a 4-pixel border shaved.
+- **OCT split** of a prepared dataset (:func:`evaluate_split`): every full B-scan of the split, its
+  fixed LR from preprocess, tiled inference; grey channel, data range 1, ``scale`` pixels shaved;
+  scored against the clean references where the dataset has them, and against each scan itself.
+- **Natural-image benchmark** (:func:`evaluate_benchmark`: Set5, Set14 or a folder of RGB images) as
+  in Ledig et al. 2017: HR cropped to a multiple of the scale, LR made with MATLAB-compatible bicubic
+  and rounded to 8 bit, SR rounded to 8 bit, scored on the MATLAB Y channel with a 4-pixel border shaved.
+
+Both check what they are given, score with :mod:`oct_srgan.scoring` (tables and figures in one
+folder) and log an MLflow run whose headline numbers also go on the model's LoggedModel and
+registered version. ``oct-srgan evaluate`` and the model card (:mod:`oct_srgan.model_card`) call them.
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,35 +27,137 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from torch import nn
 
-from oct_srgan.errors import DataError, WeightsNotFoundError
-from oct_srgan.fsutil import atomic_path
-from oct_srgan.metrics import METRICS, content_distance, quantize, summarize
-from oct_srgan.transforms import downscale, upscale_bicubic, upscale_linear, upscale_nearest
+from oct_srgan.data import DatasetInfo, check_model_degradation, eval_items
+from oct_srgan.errors import DataError, ModelError
+from oct_srgan.inference import DEFAULT_OVERLAP, DEFAULT_TILE, SRInferer
+from oct_srgan.loading import LoadedModel
+from oct_srgan.metrics import quantize
+from oct_srgan.scoring import EvaluationResult, evaluate_items, methods_for, optional_extractor, table_mean
+from oct_srgan.transforms import downscale
 
 if TYPE_CHECKING:
-    from oct_srgan.inference import SRInferer
+    from oct_srgan.mlflow_model import ModelRecord
 
 BENCHMARKS = ("set5", "set14")
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
+# Rows of the summary whose means are also recorded on the evaluated model.
+HEADLINE_METHODS = ("model", "model_minus_bicubic")
+
+
+@dataclass(frozen=True)
+class ModelUnderTest:
+    """A loaded model with the ``--model`` text it came from (it names the output folder and finds
+    the model's MLflow record) and the device and precision to run it at."""
+
+    name: str
+    model: LoadedModel
+    device: torch.device
+    precision: str = "fp32"
+
+    def inferer(self, options: EvalOptions) -> SRInferer:
+        """The one inference path (tiles, overlap, precision, channels) with ``options``' tiling."""
+        return SRInferer(self.model, tile=options.tile or None, overlap=options.overlap, device=self.device,
+                         precision=self.precision)
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How to evaluate: the options of ``oct-srgan evaluate`` (``tile`` 0 = whole images, ``limit`` 0 = all).
+
+    ``content`` tries the VGG19 content distance; ``track`` logs an MLflow run and records the
+    headline numbers on the model; ``out`` defaults to ``outputs/evaluate/<name>``.
+    """
+
+    out: Path | None = None
+    tile: int = DEFAULT_TILE
+    overlap: int = DEFAULT_OVERLAP
+    limit: int = 0
+    extractor_weights: str | None = None
+    content: bool = True
+    overwrite: bool = False
+    figures: int = 3
+    track: bool = True
+    progress: bool = False
 
 
 @dataclass
-class EvaluationResult:
-    """Per-image rows (long format: id, method, metric columns), the summary, and written files."""
+class Evaluation:
+    """What an evaluation produced: the scores, where they are, and where they were recorded."""
 
-    rows: pd.DataFrame
-    summary: pd.DataFrame
-    files: dict[str, Path] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-    target: str = "self"
-    summaries: dict[str, pd.DataFrame] = field(default_factory=dict)
-    subject_summaries: dict[str, pd.DataFrame] = field(default_factory=dict)
+    result: EvaluationResult
+    out: Path
+    n_images: int
+    run_id: str | None = None
+    content_note: str | None = None
+    registered_uri: str | None = None
+    alias: bool = False
 
-    def mean(self, method: str, metric: str) -> float:
-        sel = self.summary[(self.summary["method"] == method) & (self.summary["metric"] == metric)]
-        return float(sel["mean"].iloc[0]) if len(sel) else float("nan")
+    def report(self) -> list[str]:
+        """The lines ``oct-srgan evaluate`` prints: the summary, the headline gains, where things went."""
+        lines = [(self.out / "summary.md").read_text()]
+        if self.content_note:
+            lines.append(self.content_note.split(":")[0])
+        result = self.result
+        for target_name, table in result.summaries.items():
+            gain = table[(table["method"] == "model - bicubic") & (table["metric"] == "psnr")].iloc[0]
+            label = "clean reference" if target_name == "reference" else "own noisy scan" if result.target == "reference" else "HR"
+            lines.append(
+                f"against the {label}: model {table_mean(table, 'model', 'psnr'):.2f} dB / SSIM "
+                f"{table_mean(table, 'model', 'ssim'):.3f} vs bicubic {table_mean(table, 'bicubic', 'psnr'):.2f} dB / "
+                f"{table_mean(table, 'bicubic', 'ssim'):.3f} (gain {gain['mean']:+.2f} dB, 95% CI over "
+                f"B-scans [{gain['ci_low']:+.2f}, {gain['ci_high']:+.2f}]) on {self.n_images} images"
+            )
+        lines.append(f"tables and figures in {self.out}; MLflow run {self.run_id}")
+        if self.registered_uri:
+            lines.append(f"metrics recorded on {self.registered_uri}{' (alias @evaluated)' if self.alias else ''}")
+        return lines
+
+
+@dataclass(frozen=True)
+class _Protocol:
+    """What one evaluation scores and how: its name, MLflow scope and scoring settings."""
+
+    name: str
+    protocol: str
+    scope: str
+    shave: int
+    y_channel: bool
+    bits: int | None
+    split: str | None = None
+    benchmark: str | None = None
+    dataset: DatasetInfo | None = None
+
+
+def open_model(model: str, device: str = "auto", precision: str = "fp32") -> ModelUnderTest:
+    """The generator a ``--model`` names (a training output folder means its ``generator.pt``)."""
+    from oct_srgan.devices import resolve_device
+    from oct_srgan.loading import load_model
+
+    model_dir = Path(model).expanduser()
+    if ":/" not in model and model_dir.is_dir() and (model_dir / "generator.pt").is_file():
+        model = str(model_dir / "generator.pt")
+    dev = resolve_device(device)
+    return ModelUnderTest(model, load_model(model, dev), dev, precision)
+
+
+def model_label(model: str) -> str:
+    """A short file-name-safe name of the model argument, so two models never share an output folder."""
+    text = model.rstrip("/")
+    if "://" not in text and ":/" not in text:
+        path = Path(text)
+        text = f"{path.parent.name}-{path.stem}" if path.parent.name not in ("", ".") else path.stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:60] or "model"
+
+
+def _model_record(model: ModelUnderTest) -> ModelRecord | None:
+    """The MLflow LoggedModel / registered version the evaluated weights came from, if any."""
+    from oct_srgan.mlflow_model import find_model_record
+
+    try:
+        return find_model_record(model.name, None if model.name.startswith("models:/") else model.model.file)
+    except ModelError:
+        return None
 
 
 def headline(folder: Path) -> str:
@@ -56,27 +165,11 @@ def headline(folder: Path) -> str:
     table = pd.read_csv(Path(folder) / "summary.csv")
 
     def mean(method: str, metric: str) -> float:
-        sel = table[(table["method"] == method) & (table["metric"] == metric)]
-        return float(sel["mean"].iloc[0]) if len(sel) else float("nan")
+        return table_mean(table, method, metric)
 
     return (f"{mean('model', 'psnr'):.2f} dB / SSIM {mean('model', 'ssim'):.3f} "
             f"({mean('model - bicubic', 'psnr'):+.2f} dB, {mean('model - bicubic', 'ssim'):+.3f} SSIM vs bicubic "
             f"{mean('bicubic', 'psnr'):.2f} dB / {mean('bicubic', 'ssim'):.3f})")
-
-
-def methods_for(inferer: SRInferer) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
-    """The upscalers compared: the model (through ``inferer``: tiles, precision, channels), bicubic,
-    linear and nearest neighbour of the same LR.
-
-    A 1-channel (OCT) model applied to RGB images super-resolves each colour channel on its own.
-    """
-    scale, axes = inferer.model.scale, inferer.model.axes
-    return {
-        "model": inferer,
-        "bicubic": lambda lr: upscale_bicubic(lr, scale, axes),
-        "linear": lambda lr: upscale_linear(lr, scale, axes),
-        "nearest": lambda lr: upscale_nearest(lr, scale, axes),
-    }
 
 
 def benchmark_folder(name_or_path: str, data_root: Path) -> Path:
@@ -110,259 +203,114 @@ def benchmark_items(folder: Path, scale: int = 4) -> list[dict[str, Any]]:
     return items
 
 
-def _wide(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per image, ``<metric>_<method>`` columns, for the per-image CSV."""
-    metrics = [m for m in rows.columns if m not in ("id", "method")]
-    wide = rows.pivot(index="id", columns="method", values=metrics)
-    wide.columns = [f"{metric}_{method}" for metric, method in wide.columns]
-    return wide.reset_index()
+def evaluate_split(model: ModelUnderTest, dataset: DatasetInfo, split: str = "test",
+                   options: EvalOptions = EvalOptions()) -> Evaluation:
+    """Score ``model`` on every full B-scan of a prepared dataset's ``split`` (references and noisy targets).
 
-
-def _write_csv(df: pd.DataFrame, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.6f")
-    return path
-
-
-def summary_markdown(summary: pd.DataFrame) -> str:
-    """The summary as a Markdown table: mean ± std, and the 95% interval of the differences."""
-    lines = ["| method | metric | n | mean ± std | 95% CI of mean |", "|---|---|---|---|---|"]
-    for r in summary.itertuples(index=False):
-        lines.append(
-            f"| {r.method} | {r.metric} | {r.n} | {r.mean:.4f} ± {r.std:.4f} | [{r.ci_low:.4f}, {r.ci_high:.4f}] |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def comparison_figure(item: dict[str, Any], sr: torch.Tensor, bicubic: torch.Tensor, title: str) -> Any:
-    """LR | bicubic | SR | HR with a zoomed inset of the same region in each panel."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from mpl_toolkits.axes_grid1.inset_locator import inset_axes
-
-    def show(t: torch.Tensor) -> np.ndarray:
-        a = t.detach().float().clamp(0, 1).cpu().numpy()
-        return a[0] if a.shape[0] == 1 else a.transpose(1, 2, 0)
-
-    hr = item["hr"]
-    hr_name = "reference (average)" if item.get("reference") is not None and hr is item["reference"] else "HR"
-    panels = [("LR", item["lr"]), ("bicubic", bicubic), ("SR", sr), (hr_name, hr)]
-    H, W = hr.shape[-2:]
-    zh, zw = max(H // 5, 8), max(W // 6, 8)
-    y0, x0 = (H - zh) // 2, (W - zw) // 2
-    fig, axes = plt.subplots(1, 4, figsize=(18, 18 * H / W / 4 + 0.8), constrained_layout=True)
-    for ax, (name, img) in zip(axes, panels):
-        arr = show(img)
-        sy, sx = arr.shape[0] / H, arr.shape[1] / W
-        ax.imshow(arr, cmap="gray", vmin=0, vmax=1, interpolation="nearest", extent=(0, W, H, 0))
-        ax.set_title(name)
-        ax.axis("off")
-        ins = inset_axes(ax, width="40%", height="40%", loc="lower right", borderpad=0.3)
-        crop = arr[int(y0 * sy) : int((y0 + zh) * sy), int(x0 * sx) : int((x0 + zw) * sx)]
-        ins.imshow(crop, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ins.set_xticks([])
-        ins.set_yticks([])
-        for spine in ins.spines.values():
-            spine.set_edgecolor("yellow")
-        ax.add_patch(plt.Rectangle((x0, y0), zw, zh, fill=False, edgecolor="yellow", linewidth=1))
-    fig.suptitle(title)
-    return fig
-
-
-def gain_histogram(rows: pd.DataFrame, baseline: str = "bicubic") -> Any:
-    """Histogram of the per-image PSNR gain of the model over ``baseline``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    table = rows.pivot(index="id", columns="method", values="psnr")
-    gain = (table["model"] - table[baseline]).to_numpy(float)
-    fig, ax = plt.subplots(figsize=(6, 4), constrained_layout=True)
-    ax.hist(gain[np.isfinite(gain)], bins=min(30, max(5, len(gain) // 2)), color="tab:blue", edgecolor="white")
-    ax.axvline(0, color="black", linewidth=1)
-    ax.set_xlabel(f"PSNR gain over {baseline} (dB)")
-    ax.set_ylabel("images")
-    ax.set_title(f"model − {baseline}: mean {np.nanmean(gain):+.3f} dB over {len(gain)} images")
-    return fig
-
-
-def _content_rows(
-    items: list[dict[str, Any]], methods: dict[str, Callable], extractor: nn.Module, shave: int
-) -> pd.DataFrame:
-    rows = []
-    with torch.no_grad():
-        for item in items:
-            lr, hr = item["lr"][None].float(), item["hr"][None].float()
-            for name, method in methods.items():
-                sr = method(lr).clamp(0, 1)
-                rows.append({"id": item["id"], "method": name, "content": float(content_distance(extractor, sr, hr)[0])})
-    return pd.DataFrame(rows)
-
-
-def _score(sr: torch.Tensor, target: torch.Tensor, *, shave: int, y_channel: bool, oct_measures: bool) -> dict[str, float]:
-    """PSNR/SSIM/MS-SSIM (and, for grey OCT, CNR/ENL/EPI) of one [1, C, H, W] output against its target."""
-    from oct_srgan.metrics import ms_ssim, oct_quality, psnr, rgb_to_y, ssim
-
-    a, b = (rgb_to_y(sr), rgb_to_y(target)) if y_channel else (sr, target)
-    row = {
-        "psnr": float(psnr(a, b, 1.0, shave)[0]),
-        "ssim": float(ssim(a, b, 1.0, shave)[0]),
-        "ms_ssim": float(ms_ssim(a, b, 1.0, shave)[0]),
-    }
-    if oct_measures:
-        row.update(oct_quality(a[0], b[0], shave))
-    return row
-
-
-def _targets(item: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """What an item is scored against: its clean reference and its own scan, or just its HR."""
-    if item.get("reference") is not None and item.get("self") is not None:
-        return {"reference": item["reference"], "self": item["self"]}
-    return {"self": item["hr"]}
-
-
-def score_items(
-    items: list[dict[str, Any]],
-    methods: dict[str, Callable[[torch.Tensor], torch.Tensor]],
-    *,
-    shave: int,
-    y_channel: bool = False,
-    quantize_bits: int | None = None,
-    oct_measures: bool = False,
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[pd.DataFrame, dict[str, dict[str, torch.Tensor]]]:
-    """Long table (id, group_id, target, method, metrics): every method runs once per item, scored per target."""
-    rows: list[dict[str, Any]] = []
-    outputs: dict[str, dict[str, torch.Tensor]] = {}
-    with torch.no_grad():
-        for i, item in enumerate(items):
-            lr = item["lr"][None].float()
-            targets = {k: (quantize(v, quantize_bits) if quantize_bits else v)[None].float() for k, v in _targets(item).items()}
-            outputs[item["id"]] = {}
-            for name, method in methods.items():
-                sr = method(lr).detach().float().cpu().clamp(0, 1)
-                if quantize_bits:
-                    sr = quantize(sr, quantize_bits)
-                outputs[item["id"]][name] = sr[0]
-                for target_name, target in targets.items():
-                    if sr.shape != target.shape:
-                        raise ValueError(f"{name} made {tuple(sr.shape)} for image {item['id']}, HR is {tuple(target.shape)}")
-                    rows.append({
-                        "id": item["id"], "group_id": item.get("group_id", item["id"]), "target": target_name,
-                        "method": name,
-                        **_score(sr, target, shave=shave, y_channel=y_channel, oct_measures=oct_measures),
-                    })
-            if progress:
-                progress(i + 1, len(items))
-    return pd.DataFrame(rows), outputs
-
-
-def subject_summary(rows: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """The summary with subjects (groups) as the independent unit: per-group means, then the t-interval."""
-    grouped = rows.groupby(["group_id", "method"], sort=False)[metrics].mean().reset_index()
-    return summarize(grouped.rename(columns={"group_id": "id"}), baseline="bicubic", method="model", metrics=metrics)
-
-
-def evaluate(
-    items: list[dict[str, Any]],
-    methods: dict[str, Callable[[torch.Tensor], torch.Tensor]],
-    out_dir: Path,
-    *,
-    shave: int,
-    y_channel: bool = False,
-    quantize_bits: int | None = None,
-    extractor: nn.Module | None = None,
-    figures: int = 3,
-    title: str = "",
-    progress: Callable[[int, int], None] | None = None,
-    oct_measures: bool | None = None,
-) -> EvaluationResult:
-    """Score every item with every method; write tables and figures to ``out_dir``.
-
-    With clean references (datasets made with ``preprocess --reference``) the headline tables in
-    ``out_dir`` score against the reference and ``out_dir/vs_self`` holds the same against each
-    input's own noisy full-resolution scan; without references the scan itself is the only target.
-    ``summary_subjects.csv`` repeats the summary with subjects, not B-scans, as the unit.
+    Refuses a dataset made for another scale, other axes or another degradation than the model's.
     """
-    if not items:
-        raise DataError("nothing to evaluate: the split or benchmark has no images")
-    oct_measures = (not y_channel) if oct_measures is None else oct_measures
-    out_dir.mkdir(parents=True, exist_ok=True)
-    table, outputs = score_items(items, methods, shave=shave, y_channel=y_channel, quantize_bits=quantize_bits,
-                                 oct_measures=oct_measures, progress=progress)
-    metrics = [m for m in (*METRICS, "cnr", "enl", "epi") if m in table.columns]
-    headline = "reference" if "reference" in set(table["target"]) else "self"
-    if extractor is not None:
-        content = _content_rows(items, methods, extractor, shave)
-        table = table.merge(content.assign(target=headline), on=["id", "method", "target"], how="left")
-        metrics.append("content")
-    result = EvaluationResult(rows=table[table["target"] == headline].drop(columns="target").reset_index(drop=True),
-                              summary=pd.DataFrame())
-    result.target = headline
-    md = []
-    targets = [(headline, out_dir)] + ([("self", out_dir / "vs_self")] if headline == "reference" else [])
-    for target_name, folder in targets:
-        part = table[table["target"] == target_name].drop(columns="target")
-        summary = summarize(part, baseline="bicubic", method="model", metrics=metrics)
-        subjects = subject_summary(part, metrics)
-        folder.mkdir(parents=True, exist_ok=True)
-        key = "" if folder == out_dir else "self_"
-        result.files[f"{key}per_image"] = _write_csv(_wide(part.drop(columns="group_id")), folder / "per_image.csv")
-        result.files[f"{key}summary"] = _write_csv(summary, folder / "summary.csv")
-        result.files[f"{key}summary_subjects"] = _write_csv(subjects, folder / "summary_subjects.csv")
-        result.summaries[target_name] = summary
-        result.subject_summaries[target_name] = subjects
-        label = "the clean reference (registered average)" if target_name == "reference" else "each input's own full-resolution scan"
-        n_groups = part["group_id"].nunique()
-        md += [f"## Against {label}", "", f"Per B-scan ({part['id'].nunique()} B-scans):", "", summary_markdown(summary),
-               f"Subjects as the unit ({n_groups} subjects; the interval uses t with {max(n_groups - 1, 0)} degrees of freedom):",
-               "", summary_markdown(subjects)]
-    result.summary = result.summaries[headline]
-    with atomic_path(out_dir / "summary.md") as tmp:
-        tmp.write_text("\n".join(md))
-    result.files["summary_md"] = out_dir / "summary.md"
-    _write_figures(result, items, outputs, out_dir, figures, title)
-    return result
+    loaded = model.model
+    scale = loaded.scale
+    if dataset.scale != scale or dataset.axes != loaded.axes:
+        raise DataError(f"{dataset.root}: dataset is x{dataset.scale} ({dataset.axes}) but the model is x{scale} "
+                        f"({loaded.axes})")
+    check_model_degradation(dataset, loaded.meta, loaded.source)
+    items = eval_items(dataset, split, options.limit)
+    protocol = _Protocol(f"{split}-{dataset.dataset_hash[:8]}", "oct", split, shave=scale, y_channel=False, bits=None,
+                         split=split, dataset=dataset)
+    return _evaluate(model, items, protocol, options)
 
 
-def _write_figures(result: EvaluationResult, items: list[dict[str, Any]], outputs: dict[str, dict[str, torch.Tensor]],
-                   out_dir: Path, figures: int, title: str) -> None:
-    """Comparison figures of the best, worst and first images by PSNR gain, and the gain histogram."""
-    import matplotlib.pyplot as plt
-
-    table = result.rows
-    gains = table.pivot(index="id", columns="method", values="psnr")
-    order = (gains["model"] - gains["bicubic"]).sort_values()
-    chosen = list(dict.fromkeys([order.index[-1], order.index[0], *order.index[: max(figures - 2, 0)]]))[:figures]
-    by_id = {it["id"]: it for it in items}
-    target_label = "reference" if result.target == "reference" else "HR"
-    for k, image_id in enumerate(chosen):
-        item = by_id[image_id]
-        fig = comparison_figure(
-            item, outputs[image_id]["model"], outputs[image_id]["bicubic"],
-            f"{title} {image_id}: PSNR vs {target_label} model {gains.loc[image_id, 'model']:.2f} dB, "
-            f"bicubic {gains.loc[image_id, 'bicubic']:.2f} dB",
-        )
-        path = out_dir / f"compare_{k}_{image_id}.png"
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=90)
-        plt.close(fig)
-        result.files[f"compare_{k}"] = path
-    fig = gain_histogram(table)
-    with atomic_path(out_dir / "psnr_gain_hist.png") as tmp:
-        fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    result.files["histogram"] = out_dir / "psnr_gain_hist.png"
+def evaluate_benchmark(model: ModelUnderTest, benchmark: str, options: EvalOptions = EvalOptions(),
+                       data_root: Path | None = None) -> Evaluation:
+    """Score ``model`` on ``set5``, ``set14`` (under ``data_root``, default ``$OCT_SRGAN_DATA``) or a folder of images."""
+    root = data_root or Path(os.environ.get("OCT_SRGAN_DATA", "../shared/data"))
+    folder = benchmark_folder(benchmark, root)
+    items = benchmark_items(folder, model.model.scale)[: options.limit or None]
+    name = f"benchmark-{folder.name.lower()}"
+    protocol = _Protocol(name, "srgan-paper", name, shave=4, y_channel=True, bits=8, benchmark=benchmark)
+    return _evaluate(model, items, protocol, options)
 
 
-def optional_extractor(weights: str | None, in_channels: int) -> tuple[nn.Module | None, str]:
-    """The VGG19-54 content extractor when its ImageNet weights are here, else None and the reason."""
-    from oct_srgan.extractors import build_extractor
+def _evaluate(model: ModelUnderTest, items: list[dict[str, Any]], protocol: _Protocol, options: EvalOptions) -> Evaluation:
+    """Score ``items`` into the output folder, inside an MLflow run when ``options.track``."""
+    name = f"{protocol.name}-{model_label(model.name)}"
+    out = options.out or Path("outputs") / "evaluate" / name
+    if out.exists() and any(out.iterdir()) and not options.overwrite:
+        raise DataError(f"{out}: output folder exists (results of an earlier evaluation); pass --overwrite to replace it or choose another --out")
+    extractor, note = optional_extractor(options.extractor_weights, model.model.channels) if options.content else (None, "")
+    methods = methods_for(model.inferer(options))
 
-    try:
-        return build_extractor("vgg19", layers=["relu5_4"], weights=weights, in_channels=in_channels), "vgg19 relu5_4"
-    except WeightsNotFoundError as exc:
-        return None, f"content distance not computed: {exc}"
+    def score() -> EvaluationResult:
+        from tqdm import tqdm
+
+        with tqdm(total=len(items), desc="evaluate", unit="img", disable=not options.progress, dynamic_ncols=True) as bar:
+            return evaluate_items(items, methods, out, shave=protocol.shave, y_channel=protocol.y_channel,
+                                  quantize_bits=protocol.bits, extractor=extractor, figures=options.figures, title=name,
+                                  progress=lambda done, total: bar.update(done - bar.n))
+
+    missing = note if extractor is None else None
+    if not options.track:
+        return Evaluation(score(), out, len(items), content_note=missing)
+    result, run_id, record = _tracked(model, len(items), protocol, options, name, note, score)
+    return Evaluation(result, out, len(items), run_id, missing, record.registered_uri if record else None,
+                      alias=protocol.dataset is not None and protocol.split == "test")
+
+
+def _tracked(model: ModelUnderTest, n_images: int, protocol: _Protocol, options: EvalOptions, name: str, note: str,
+             score: Callable[[], EvaluationResult]) -> tuple[EvaluationResult, str, ModelRecord | None]:
+    """Run ``score`` inside an ``evaluate`` MLflow run; the headline numbers also go on the model's record."""
+    from oct_srgan import tracking
+
+    record = _model_record(model)
+    tags: dict[str, str] = {"model_source": model.model.source, "device": str(model.device)}
+    if record is not None and record.model_id:
+        tags["model_id"] = record.model_id
+    if record is not None and record.registered_uri:
+        tags["registered_model"] = record.registered_uri
+    dataset, split = protocol.dataset, protocol.split
+    if dataset is not None:
+        tags["dataset_hash"] = dataset.dataset_hash
+    with tracking.run("evaluate", f"evaluate-{name}", tags=tags) as run:
+        lineage = tracking.log_dataset_splits(dataset.manifest, dataset.dataset_hash, (split,)).get(split) if dataset is not None else None
+        result = score()
+        headline = _log_results(model, n_images, protocol, options, note, result, lineage)
+        # The headline numbers also go on the LoggedModel (and are linked to the evaluated split).
+        tracking.log_metrics(headline, model_id=record.model_id if record else None, dataset=lineage)
+        for path in result.files.values():
+            tracking.log_artifact(path, "figures" if path.suffix == ".png" else "tables")
+    if record is not None and headline:
+        from oct_srgan.mlflow_model import record_evaluation
+
+        details = {"run_id": run.info.run_id, "n_images": str(n_images), "target": result.target}
+        if dataset is not None:
+            details["dataset_hash"] = dataset.dataset_hash
+        record_evaluation(record, protocol.scope, headline, details, set_alias=dataset is not None and split == "test")
+    return result, run.info.run_id, record
+
+
+def _log_results(model: ModelUnderTest, n_images: int, protocol: _Protocol, options: EvalOptions, note: str,
+                 result: EvaluationResult, lineage: Any) -> dict[str, float]:
+    """Log the run's params and every summary mean but the headline ones, which are returned."""
+    from oct_srgan import tracking
+
+    loaded = model.model
+    tracking.log_params({
+        "model": loaded.source, "model.scale": loaded.scale, "model.upsample_axes": loaded.axes,
+        "model.train_run_id": loaded.meta.get("run_id", "unknown"), "protocol": protocol.protocol,
+        "split": protocol.split if protocol.dataset is not None else "-", "benchmark": protocol.benchmark or "-",
+        "n_images": n_images, "shave": protocol.shave, "y_channel": protocol.y_channel, "tile": options.tile,
+        "overlap": options.overlap, "precision": model.precision, "content_extractor": note[:250],
+    })
+    tracking.log_params({"target": result.target})
+    headline: dict[str, float] = {}
+    for target_name, table in result.summaries.items():
+        prefix = "" if target_name == result.target else f"{target_name}."
+        metrics = {
+            f"{prefix}{r.method.replace(' - ', '_minus_')}.{r.metric}": float(r.mean)
+            for r in table.itertuples() if r.mean == r.mean
+        }
+        if target_name == result.target:
+            headline = {k: v for k, v in metrics.items() if k.split(".")[0] in HEADLINE_METHODS}
+        tracking.log_metrics({k: v for k, v in metrics.items() if k not in headline}, dataset=lineage)
+    return headline

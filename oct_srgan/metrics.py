@@ -31,7 +31,8 @@ from monai.metrics import MultiScaleSSIMMetric, PSNRMetric, SSIMMetric
 from scipy import stats
 from skimage.metrics import structural_similarity
 
-SSIM_KINDS = ("gaussian", "uniform")
+from oct_srgan.enums import SsimKind, look_up_option
+
 METRICS = ("psnr", "ssim", "ms_ssim")
 
 # MS-SSIM uses five scales (2x average pooling between them) with an 11-pixel window; MONAI requires
@@ -66,8 +67,7 @@ def ssim(
     sr: torch.Tensor, hr: torch.Tensor, data_range: float = 1.0, shave: int = 0, kind: str = "gaussian"
 ) -> torch.Tensor:
     """Per-image SSIM, shape [B], averaged over channels (see the module docstring for ``kind``)."""
-    if kind not in SSIM_KINDS:
-        raise ValueError(f"ssim kind must be one of {SSIM_KINDS}, got {kind!r}")
+    look_up_option(kind, SsimKind, "ssim kind")
     sr, hr = _prepare(sr, hr, shave)
     if kind == "gaussian":
         metric = SSIMMetric(spatial_dims=2, data_range=data_range, kernel_type="gaussian", win_size=11,

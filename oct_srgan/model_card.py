@@ -1,9 +1,9 @@
 """Package a trained generator as the shipped default model, with its model card.
 
 ``python -m oct_srgan.model_card GENERATOR DATASET --out oct_srgan/weights [--stage1 GEN1]``
-evaluates the generator on the dataset's test split (the same code as ``oct-srgan evaluate``),
-then writes ``oct_srgan_x4.pt`` (fp16 weights; the card's numbers in its meta so ``enhance`` and
-``serve`` can show them) and ``MODEL_CARD.md``.
+evaluates the generator on the dataset's test split with :func:`oct_srgan.evaluation.evaluate_split`
+(the protocol of ``oct-srgan evaluate``, without MLflow), then writes ``oct_srgan_x4.pt`` (fp16
+weights; the card's numbers in its meta so ``enhance`` and ``serve`` can show them) and ``MODEL_CARD.md``.
 """
 
 from __future__ import annotations
@@ -12,18 +12,19 @@ import argparse
 import os
 import platform
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from oct_srgan import __version__
-from oct_srgan.checkpoint import save_generator_file
-from oct_srgan.data import eval_items, open_dataset
-from oct_srgan.evaluation import EvaluationResult, evaluate, methods_for, summary_markdown
+from oct_srgan.checkpoint import load_generator_file, save_generator_file
+from oct_srgan.data import open_dataset
+from oct_srgan.enums import Split, values
+from oct_srgan.evaluation import EvalOptions, evaluate_split, open_model
 from oct_srgan.fsutil import atomic_path
-from oct_srgan.inference import DEFAULT_TILE, SRInferer
-from oct_srgan.loading import load_model
+from oct_srgan.scoring import EvaluationResult, summary_markdown
 
 MODEL_FILE = "oct_srgan_x4.pt"
 CARD_FILE = "MODEL_CARD.md"
@@ -134,8 +135,8 @@ def card_text(
     stage_results: list[tuple[str, EvaluationResult]] | None = None,
 ) -> str:
     """The model card in Markdown: data and split, recipe, steps, wall time, hardware, test numbers."""
-    counts = {s: len(dataset.split(s)) for s in ("train", "val", "test")}
-    groups = {s: dataset.split(s)["group_id"].nunique() for s in ("train", "val", "test")}
+    counts = {s: len(dataset.split(s)) for s in values(Split)}
+    groups = {s: dataset.split(s)["group_id"].nunique() for s in values(Split)}
     psnr_m, psnr_b = result.mean("model", "psnr"), result.mean("bicubic", "psnr")
     ssim_m, ssim_b = result.mean("model", "ssim"), result.mean("bicubic", "ssim")
     deg = dataset.degradation
@@ -212,25 +213,22 @@ def card_text(
 def package(generator_file: Path, dataset_dir: Path, out_dir: Path, stage_files: list[Path]) -> Path:
     """Evaluate ``generator_file`` on the test split and write the default model + card to ``out_dir``."""
     dataset = open_dataset(dataset_dir)
-    final = load_model(generator_file)
-    spec, meta = final.spec, final.meta
-    items = eval_items(dataset, "test")
-    stages = [load_model(path) for path in stage_files]
+    state, spec, meta = load_generator_file(generator_file)
+    options = EvalOptions(content=False, track=False, figures=0)
     stage_results: list[tuple[str, EvaluationResult]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for i, stage in enumerate(stages):
-            stage_results.append((str(stage.meta.get("stage", f"stage {i + 1}")),
-                                  evaluate(items, methods_for(SRInferer(stage, tile=DEFAULT_TILE)), Path(tmp) / f"s{i}",
-                                           shave=final.scale, figures=0)))
-        result = evaluate(items, methods_for(SRInferer(final, tile=DEFAULT_TILE)), Path(tmp) / "final",
-                          shave=final.scale, figures=1)
+        for i, path in enumerate(stage_files):
+            stage = evaluate_split(open_model(str(path), "cpu"), dataset, "test", replace(options, out=Path(tmp) / f"s{i}"))
+            stage_results.append((str(load_generator_file(path)[2].get("stage", f"stage {i + 1}")), stage.result))
+        final = evaluate_split(open_model(str(generator_file), "cpu"), dataset, "test",
+                               replace(options, out=Path(tmp) / "final", figures=1))
+    result = final.result
     stage_results.append((str(meta.get("stage", "final")), result))
-    metas = [stage.meta for stage in stages] + [meta]
-    state = final.module.state_dict()
+    metas = [load_generator_file(p)[2] for p in stage_files] + [meta]
     evaluation = {
         "split": "test",
         "dataset_hash": dataset.dataset_hash,
-        "n_images": len(items),
+        "n_images": final.n_images,
         "target": result.target,
         **{f"{m}_{k}": result.mean(m, k) for m in ("model", "bicubic") for k in ("psnr", "ssim")},
     }

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "bf16")
+from oct_srgan.enums import InferencePrecision, look_up_option, values
+
+PRECISIONS = values(InferencePrecision)
 BF16_MAX_BITS = 8
 _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -55,8 +57,7 @@ def choose_inference_precision(requested: str, device: str | torch.device, outpu
 
     ``output_bits`` is the bit depth of the files to write (None: unknown, treated as more than 8).
     """
-    if requested not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {requested!r}")
+    look_up_option(requested, InferencePrecision, "precision")
     if requested != "auto":
         return requested, "requested"
     if not native_bf16(device):

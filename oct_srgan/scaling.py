@@ -6,13 +6,12 @@ pay for just to know an output size.
 
 from __future__ import annotations
 
-AXES = ("both", "lateral")
+from .enums import Axes, look_up_option
 
 
 def scale_factors(scale: int, axes: str) -> tuple[int, int]:
     """Per-axis (H, W) scale factors: lateral degradation leaves the axial axis alone."""
-    if axes not in AXES:
-        raise ValueError(f"axes must be one of {', '.join(map(repr, AXES))}, got {axes!r}")
+    look_up_option(axes, Axes, "axes")
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
     return (1, scale) if axes == "lateral" else (scale, scale)

@@ -42,6 +42,7 @@ from monai.utils import ensure_tuple, ensure_tuple_rep
 from monai.utils.misc import get_seed
 
 from .config import ConfigError, DataConfig, DegradationConfig
+from .enums import DegradationMode, look_up_option
 from .errors import ScanError
 from .io import Scan, is_scan_file, read_scan, scan_meta
 from .scaling import scale_factors as _factors
@@ -50,7 +51,6 @@ Mode = Literal["bicubic", "area"]
 Axes = Literal["both", "lateral"]
 RandomSource = torch.Generator | np.random.RandomState | np.random.Generator
 
-_MODES = ("bicubic", "area")
 
 
 def _plain(x: torch.Tensor) -> torch.Tensor:
@@ -109,9 +109,6 @@ def resize_bicubic(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return out.reshape(*lead, out_h, out_w).contiguous()
 
 
-def _check_choice(name: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
 def _check_image(x: torch.Tensor, what: str) -> None:
@@ -125,7 +122,7 @@ def downscale(x: torch.Tensor, scale: int = 4, mode: Mode = "bicubic", axes: Axe
     ``axes='lateral'`` reduces the width only (A-scan decimation, 1 x scale blocks for area).
     Sizes must divide exactly so that LR pixel ``i`` covers HR pixels ``scale*i .. scale*i+scale-1``.
     """
-    _check_choice("mode", mode, _MODES)
+    look_up_option(mode, DegradationMode, "mode")
     fh, fw = _factors(scale, axes)
     data = _plain(x)
     _check_image(data, "downscale")
@@ -226,7 +223,7 @@ class Degraded(Randomizable, MapTransform):
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        _check_choice("mode", mode, _MODES)
+        look_up_option(mode, DegradationMode, "mode")
         _factors(scale, axes)
         if speckle < 0:
             raise ValueError(f"speckle must be >= 0, got {speckle}")

@@ -86,7 +86,7 @@ def test_missing_dataset_is_one_line(tiny_generator_file: Path, tmp_path: Path) 
 def test_second_model_never_overwrites_the_first(
     small_dataset: Path, tiny_generator_file: Path, tmp_path: Path, mlflow_store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from oct_srgan.pipelines.evaluate import model_label
+    from oct_srgan.evaluation import model_label
 
     monkeypatch.chdir(tmp_path)
     other = tmp_path / "other" / "generator.pt"

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from oct_srgan.config import DegradationConfig
 from oct_srgan.errors import DataError
-from oct_srgan.prepare import PrepareOptions, prepare_dataset, split_groups
+from oct_srgan.prepare import PrepareOptions, prepare_dataset
+from oct_srgan.splitting import split_groups
 from oct_srgan.pipelines.cli import app
 
 from .conftest import DUKE, FORMATS

@@ -53,7 +53,7 @@ def test_unsalted_name_and_path_hashes_appear_nowhere_logged(tmp_path: Path, mlf
         text = data.decode("latin-1")
         for needle in [*needles, "subject", str(DUKE)]:
             assert needle not in text, f"{needle!r} found in {name}"
-    from oct_srgan.prepare import dataset_key
+    from oct_srgan.splitting import dataset_key
 
     key = dataset_key(find_scans([DUKE])).hex()
     assert not any(key in data.decode("latin-1") for data in logged.values())

@@ -12,7 +12,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-NORMS = ("batch", "none")
+from ..enums import Norm, look_up_option
+
 LEAKY_SLOPE = 0.2
 # (width multiplier of ``channels``, stride) of the seven conv-BN-LeakyReLU blocks after the first conv.
 BLOCKS = ((1, 2), (2, 1), (2, 2), (4, 1), (4, 2), (8, 1), (8, 2))
@@ -34,8 +35,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, in_channels: int = 1, channels: int = 64, norm: str = "batch") -> None:
         super().__init__()
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {', '.join(map(repr, NORMS))}, got {norm!r}")
+        look_up_option(norm, Norm, "norm")
         for name, value in (("in_channels", in_channels), ("channels", channels)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")

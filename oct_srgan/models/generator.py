@@ -24,21 +24,15 @@ import math
 import torch
 from torch import nn
 
+from ..enums import Axes, Norm, UpsampleMode, look_up_option, values
 from .fast_tail import subpixel_index, subpixel_tail
 
-NORMS = ("batch", "none")
-UPSAMPLE_AXES = ("both", "lateral")
-UPSAMPLE_MODES = ("paper", "lr_shuffle")
+UPSAMPLE_MODES = values(UpsampleMode)
 # Spec keys added after generator files were first saved, with the value that reproduces the
 # architecture of files saved without them.
 SPEC_DEFAULTS = {"upsample": "paper"}
 PRELU_INIT = 0.25
 RESIDUAL_INIT_SCALE = 0.1
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
 def _conv_norm(in_channels: int, out_channels: int, kernel_size: int, norm: str) -> list[nn.Module]:
@@ -89,7 +83,7 @@ class UpsampleBlock(nn.Module):
 
     def __init__(self, channels: int, axes: str = "both") -> None:
         super().__init__()
-        _check_choice("upsample_axes", axes, UPSAMPLE_AXES)
+        look_up_option(axes, Axes, "upsample_axes")
         factor = 4 if axes == "both" else 2
         self.conv = nn.Conv2d(channels, channels * factor, 3, padding=1)
         self.shuffle = nn.PixelShuffle(2) if axes == "both" else LateralPixelShuffle(2)
@@ -109,7 +103,7 @@ class SubPixelTail(nn.Module):
 
     def __init__(self, channels: int, out_channels: int, scale: int, axes: str = "both") -> None:
         super().__init__()
-        _check_choice("upsample_axes", axes, UPSAMPLE_AXES)
+        look_up_option(axes, Axes, "upsample_axes")
         self.factor = scale * scale if axes == "both" else scale
         self.conv = nn.Conv2d(channels, out_channels * self.factor, 3, padding=1)
         self.shuffle = nn.PixelShuffle(scale) if axes == "both" else LateralPixelShuffle(scale)
@@ -149,9 +143,9 @@ class SRResNet(nn.Module):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if isinstance(num_blocks, bool) or not isinstance(num_blocks, int) or num_blocks < 0:
             raise ValueError(f"num_blocks must be a non-negative integer, got {num_blocks!r}")
-        _check_choice("norm", norm, NORMS)
-        _check_choice("upsample_axes", upsample_axes, UPSAMPLE_AXES)
-        _check_choice("upsample", upsample, UPSAMPLE_MODES)
+        look_up_option(norm, Norm, "norm")
+        look_up_option(upsample_axes, Axes, "upsample_axes")
+        look_up_option(upsample, UpsampleMode, "upsample")
         self.in_channels = in_channels
         self.channels = channels
         self.num_blocks = num_blocks

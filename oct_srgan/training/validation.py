@@ -79,31 +79,8 @@ class Validator:
     def _figure(self, lr: torch.Tensor, bic: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor,
                 result: dict[str, float], step: int) -> Any:
         """LR | bicubic | SR | HR, each with a zoomed crop of the centre underneath."""
-        from matplotlib.figure import Figure
-        from matplotlib.patches import Rectangle
+        from ..figures import validation_comparison
 
-        from ..transforms import upscale_nearest
-
-        h, w = hr.shape[-2:]
-        lr_up = upscale_nearest(lr, self.scale, self.axes)[..., :h, :w]
-        panels = [
-            ("LR (nearest)", lr_up),
-            (f"bicubic {result['val/psnr_bicubic']:.2f} dB", bic),
-            (f"SR (EMA) {result['val/psnr']:.2f} dB", sr),
-            ("HR", hr),
-        ]
-        size = max(16, min(h, w) // 4)
-        y0, x0 = (h - size) // 2, (w - size) // 2
-        fig = Figure(figsize=(16, 6.5), layout="constrained")
-        axes = fig.subplots(2, 4, height_ratios=[h / w * 4, 1.6])
-        for col, (title, img) in enumerate(panels):
-            arr = img[0, 0].numpy()
-            top, bottom = axes[0, col], axes[1, col]
-            top.imshow(arr, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            top.add_patch(Rectangle((x0, y0), size, size, fill=False, edgecolor="red", linewidth=1))
-            top.set_title(title)
-            bottom.imshow(arr[y0 : y0 + size, x0 : x0 + size], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-            for a in (top, bottom):
-                a.axis("off")
-        fig.suptitle(f"{self.stage} step {step}: validation B-scan, x{self.scale} ({self.axes})")
-        return fig
+        return validation_comparison(lr, bic, sr, hr, scale=self.scale, axes=self.axes,
+                                     psnr_bicubic=result["val/psnr_bicubic"], psnr_sr=result["val/psnr"],
+                                     title=f"{self.stage} step {step}: validation B-scan, x{self.scale} ({self.axes})")
