@@ -16,17 +16,15 @@ from __future__ import annotations
 import math
 import zlib
 from collections.abc import Hashable, Mapping, Sequence
-from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.config import KeysCollection
-from monai.data import ImageReader, MetaTensor
+from monai.data import MetaTensor
 from monai.transforms import (
     Compose,
-    LoadImage,
     DeleteItemsd,
     EnsureTyped,
     MapTransform,
@@ -43,8 +41,6 @@ from monai.utils.misc import get_seed
 
 from .config import ConfigError, DataConfig, DegradationConfig
 from .enums import DegradationMode, look_up_option
-from .errors import ScanError
-from .io import Scan, is_scan_file, read_scan, scan_meta
 from .scaling import scale_factors as _factors
 
 Mode = Literal["bicubic", "area"]
@@ -413,40 +409,3 @@ def eval_degradation(data_cfg: DataConfig, seed: int = 0) -> Degraded:
     return Degraded(
         keys="hr", lr_key="lr", scale=data_cfg.scale, mode=deg.mode, axes=deg.axes, speckle=deg.speckle, seed=seed
     )
-
-
-class ScanReader(ImageReader):
-    """MONAI ``ImageReader`` over ``read_scan``: ``LoadImage(reader=ScanReader())`` yields [N, H, W]."""
-
-    def __init__(self, bscan_axis: int | None = None) -> None:
-        super().__init__()
-        self.bscan_axis = bscan_axis
-
-    def verify_suffix(self, filename: Sequence[str | Path] | str | Path) -> bool:
-        return all(is_scan_file(f) for f in ensure_tuple(filename))
-
-    def read(self, data: Sequence[str | Path] | str | Path, **kwargs: Any) -> Scan:
-        names = ensure_tuple(data)
-        if len(names) != 1:
-            first = names[0] if names else "<none>"
-            raise ScanError(f"{first}: ScanReader reads one file at a time, got {len(names)}")
-        return read_scan(names[0], self.bscan_axis)
-
-    def get_data(self, img: Scan) -> tuple[np.ndarray, dict]:
-        return img.pixels, scan_meta(img)
-
-
-class LoadScand(MapTransform):
-    """Dictionary transform: the path in each key becomes a MetaTensor [N, H, W] with scan metadata."""
-
-    def __init__(self, keys: Hashable | Sequence[Hashable] = ("image",), bscan_axis: int | None = None,
-                 allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.reader = ScanReader(bscan_axis)
-        self.loader = LoadImage(reader=self.reader, image_only=True, dtype=np.float32)
-
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.loader(d[key], reader=self.reader)
-        return d

@@ -18,7 +18,7 @@ from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
 from oct_srgan.errors import ScanError
 from oct_srgan.io import SCAN_SUFFIXES, Geometry, Scan, find_scans, read_scan, write_scan
-from oct_srgan.transforms import LoadScand
+from oct_srgan.io.monai_reader import LoadScand
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 FORMATS = SHARED / "oct" / "formats"

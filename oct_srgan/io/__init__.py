@@ -12,7 +12,7 @@ Every reader ends in this package, so each quirk of a format or of MONAI is fixe
 - ``readwrite``: ``read_scan`` / ``write_scan``, which dispatch through the table.
 
 MONAI is imported only inside the readers that use it (NIfTI, PIL formats).
-``oct_srgan.transforms.ScanReader`` wraps ``read_scan`` as a MONAI ``ImageReader`` and ``LoadScand``
+``oct_srgan.io.monai_reader.ScanReader`` wraps ``read_scan`` as a MONAI ``ImageReader`` and ``LoadScand``
 runs it through ``LoadImage`` so files flow into MONAI transforms as MetaTensors ``[N, H, W]``.
 """
 
