@@ -1,4 +1,4 @@
-"""Shared fixtures (the real data, an MLflow store per test, a tiny model) and the ``integration`` marker.
+"""Shared fixtures (an MLflow store per test, tiny models, the served app) and the ``integration`` marker.
 
 Every test under tests/integration is marked ``integration``, so ``pytest -m "not integration"`` runs
 the unit tests alone, without ../shared/data.
@@ -15,7 +15,6 @@ pytest.register_assert_rewrite("tests.helpers")
 
 from oct_srgan import serving  # noqa: E402
 from tests.helpers.serving import tiny_model  # noqa: E402
-from tests.paths import SHARED_DATA  # noqa: E402
 
 INTEGRATION = Path(__file__).resolve().parent / "integration"
 
@@ -24,12 +23,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if INTEGRATION in item.path.resolve().parents:
             item.add_marker(pytest.mark.integration)
-
-
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    assert SHARED_DATA.is_dir(), f"real data missing at {SHARED_DATA}"
-    return SHARED_DATA
 
 
 @pytest.fixture(autouse=True)

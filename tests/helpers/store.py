@@ -13,5 +13,6 @@ def store_uri(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(autouse=True)
 def module_store(store_uri: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test of a module that imports this logs to that module's store."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", store_uri)
     return store_uri

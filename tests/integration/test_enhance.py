@@ -25,6 +25,7 @@ def enhanced_formats(tmp_path_factory: pytest.TempPathFactory, tiny_generator_fi
     return out, result.output
 
 
+@pytest.mark.slow
 def test_every_format_is_written(enhanced_formats: tuple[Path, str]) -> None:
     out, output = enhanced_formats
     names = sorted(p.name for p in out.iterdir())
@@ -41,6 +42,7 @@ def test_every_format_is_written(enhanced_formats: tuple[Path, str]) -> None:
     assert "6 scan(s) enhanced x4" in output
 
 
+@pytest.mark.slow
 def test_multiframe_dicom_geometry_uids_and_patient_tags(enhanced_formats: tuple[Path, str]) -> None:
     out, _ = enhanced_formats
     src = pydicom.dcmread(FORMATS / "oct_volume_s14.dcm")
@@ -64,6 +66,7 @@ def test_multiframe_dicom_geometry_uids_and_patient_tags(enhanced_formats: tuple
     assert "DERIVED" in list(dst.ImageType)
 
 
+@pytest.mark.slow
 def test_single_frame_16bit_dicom_spacing(enhanced_formats: tuple[Path, str]) -> None:
     out, _ = enhanced_formats
     src = pydicom.dcmread(FORMATS / "oct_bscan16_s14.dcm")
@@ -74,6 +77,7 @@ def test_single_frame_16bit_dicom_spacing(enhanced_formats: tuple[Path, str]) ->
     assert dst.PatientName == src.PatientName
 
 
+@pytest.mark.slow
 def test_nifti_volume_affine_scaled(enhanced_formats: tuple[Path, str]) -> None:
     out, _ = enhanced_formats
     src = nib.load(FORMATS / "oct_volume_s14.nii.gz")
@@ -84,6 +88,7 @@ def test_nifti_volume_affine_scaled(enhanced_formats: tuple[Path, str]) -> None:
     np.testing.assert_allclose(np.abs(np.diag(dst.affine)[:3]), np.abs(np.diag(src.affine)[:3]) / [4, 4, 1], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_nifti_colour_axis_files_keep_layout(enhanced_formats: tuple[Path, str]) -> None:
     out, _ = enhanced_formats
     first = nib.load(out / "octdl_bscan_rgb_channel_first_sr.nii.gz")
@@ -92,6 +97,7 @@ def test_nifti_colour_axis_files_keep_layout(enhanced_formats: tuple[Path, str])
     assert last.shape == (1024, 1024, 3)
 
 
+@pytest.mark.slow
 def test_png16_keeps_bit_depth(enhanced_formats: tuple[Path, str]) -> None:
     out, _ = enhanced_formats
     with Image.open(out / "oct_bscan16_s14_sr.png") as img:

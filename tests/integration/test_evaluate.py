@@ -25,6 +25,7 @@ def small_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_split_evaluation_writes_tables_figures_and_run(
     small_dataset: Path, tiny_generator_file: Path, tmp_path: Path, mlflow_store: Path
 ) -> None:
@@ -52,6 +53,7 @@ def test_split_evaluation_writes_tables_figures_and_run(
     assert "tables/per_image.csv" in artifacts
 
 
+@pytest.mark.slow
 def test_set5_bicubic_matches_the_paper(tiny_generator_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "set5"
     result = evaluate("--model", str(tiny_generator_file), "--benchmark", "set5", "--out", str(out))
@@ -62,6 +64,7 @@ def test_set5_bicubic_matches_the_paper(tiny_generator_file: Path, tmp_path: Pat
     assert 0.80 < bicubic["ssim"] < 0.83
 
 
+@pytest.mark.slow
 def test_second_model_never_overwrites_the_first(
     small_dataset: Path, tiny_generator_file: Path, tmp_path: Path, mlflow_store: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

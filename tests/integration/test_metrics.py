@@ -11,6 +11,7 @@ from oct_srgan.transforms import upscale_bicubic
 from tests.paths import SET5
 
 
+@pytest.mark.slow
 def test_set5_bicubic_matches_the_srgan_protocol() -> None:
     items = benchmark_items(SET5)
     methods = {"bicubic": lambda lr: upscale_bicubic(lr, 4)}

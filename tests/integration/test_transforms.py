@@ -4,7 +4,6 @@ transforms on a Duke B-scan."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from PIL import Image
 
 from oct_srgan.config import DataConfig, DegradationConfig
 from oct_srgan.transforms import downscale, resize_bicubic, train_transforms
+from tests.paths import DUKE, SET5
 
 
 @pytest.fixture(autouse=True)
@@ -39,9 +39,9 @@ def _imresize_uint8(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return resize_bicubic(rows, size).round().clamp(0, 255)
 
 
-def test_set5_bicubic_x4_psnr_matches_srgan_paper(shared_data: Path) -> None:
+def test_set5_bicubic_x4_psnr_matches_srgan_paper() -> None:
     psnrs = []
-    for path in sorted((shared_data / "sr_benchmarks" / "Set5").glob("*.png")):
+    for path in sorted(SET5.glob("*.png")):
         rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32)
         h, w = (s - s % 4 for s in rgb.shape[:2])
         hr = torch.from_numpy(rgb[:h, :w]).permute(2, 0, 1).contiguous()
@@ -52,30 +52,30 @@ def test_set5_bicubic_x4_psnr_matches_srgan_paper(shared_data: Path) -> None:
     assert abs(np.mean(psnrs) - 28.43) < 0.1
 
 
-def _bscan(shared_data: Path) -> torch.Tensor:
-    pixels = np.asarray(Image.open(shared_data / "oct" / "duke_bioptigen" / "subject01" / "1.tif"), dtype=np.float32)
+def _bscan() -> torch.Tensor:
+    pixels = np.asarray(Image.open(DUKE / "subject01" / "1.tif"), dtype=np.float32)
     return MetaTensor(torch.from_numpy(pixels / 255.0)[None])
 
 
 @pytest.mark.parametrize(("axes", "lr_shape"), [("both", (1, 24, 24)), ("lateral", (1, 96, 24))])
-def test_train_transforms_shapes_types_and_range(shared_data: Path, axes, lr_shape) -> None:
+def test_train_transforms_shapes_types_and_range(axes, lr_shape) -> None:
     cfg = DataConfig(hr_crop=96, degradation=DegradationConfig(axes=axes, speckle=0.1))
-    out = train_transforms(cfg)({"hr": _bscan(shared_data)})
+    out = train_transforms(cfg)({"hr": _bscan()})
     assert out["hr"].shape == (1, 96, 96) and out["lr"].shape == lr_shape
     for t in (out["lr"], out["hr"]):
         assert type(t) is torch.Tensor and t.dtype == torch.float32 and t.is_contiguous()
         assert 0.0 <= t.min() and t.max() <= 1.0
 
 
-def test_train_transforms_lr_is_the_degraded_hr_crop(shared_data: Path) -> None:
+def test_train_transforms_lr_is_the_degraded_hr_crop() -> None:
     cfg = DataConfig(hr_crop=64, degradation=DegradationConfig(mode="area"))
-    out = train_transforms(cfg)({"hr": _bscan(shared_data)})
+    out = train_transforms(cfg)({"hr": _bscan()})
     assert torch.allclose(out["lr"], downscale(out["hr"], 4, mode="area"))
 
 
-def test_train_transforms_deterministic_under_set_determinism(shared_data: Path) -> None:
+def test_train_transforms_deterministic_under_set_determinism() -> None:
     cfg = DataConfig(hr_crop=48, degradation=DegradationConfig(speckle=0.2))
-    hr = _bscan(shared_data)
+    hr = _bscan()
 
     def run(seed: int) -> list[torch.Tensor]:
         set_determinism(seed)
