@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite (creates or reuses .venv first). Extra arguments go to pytest.
+# The whole test suite (creates or reuses .venv first). Extra arguments go to pytest:
+# `bash scripts/test.sh -m "not integration"` runs only tests/unit (fast, no ../shared/data).
 # Installs the system tools the tests drive (Debian chromium + chromium-driver for the browser test,
 # dicom3tools' dciodvfy for the DICOM check) when they are missing and we may: as root with apt-get.
 # OCT_SRGAN_NO_APT=1 skips that; the tests needing a missing tool then skip with the reason.

@@ -1,20 +1,28 @@
-"""Shared fixtures: the real data in ../shared/data and an MLflow store per test."""
+"""Shared fixtures (an MLflow store per test, tiny models, the served app) and the ``integration`` marker.
+
+Every test under tests/integration is marked ``integration``, so ``pytest -m "not integration"`` runs
+the unit tests alone, without ../shared/data.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-DUKE = SHARED_DATA / "oct" / "duke_bioptigen"
-FORMATS = SHARED_DATA / "oct" / "formats"
+pytest.register_assert_rewrite("tests.helpers")
+
+from oct_srgan import serving  # noqa: E402
+from tests.helpers.serving import tiny_model  # noqa: E402
+
+INTEGRATION = Path(__file__).resolve().parent / "integration"
 
 
-@pytest.fixture(scope="session")
-def shared_data() -> Path:
-    assert SHARED_DATA.is_dir(), f"real data missing at {SHARED_DATA}"
-    return SHARED_DATA
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if INTEGRATION in item.path.resolve().parents:
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(autouse=True)
@@ -40,3 +48,17 @@ def tiny_generator_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("models") / "tiny_x4.pt"
     save_generator_file(path, g.state_dict(), g.spec, {"stage": "test", "run_id": "none"})
     return path
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model with model-card numbers (tests.helpers.serving.tiny_model), one per test module."""
+    return tiny_model(tmp_path_factory.mktemp("model") / "tiny_x4.pt")
+
+
+@pytest.fixture(scope="module")
+def server(model_file: Path) -> Iterator[tuple[str, serving.ScanService]]:
+    """The serve app on ``model_file``, served from a thread: its base URL and its ScanService."""
+    app = serving.create_app(model_file, tile=0)
+    with serving.background(app) as base:
+        yield base, app.state.service

@@ -1,0 +1,38 @@
+"""The main job (`oct-srgan chain`): every stage on real scans, one parent run, the clean-reference summary."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mlflow
+import pytest
+from typer.testing import CliRunner
+
+from oct_srgan.pipelines.cli import app
+from tests.paths import DUKE, FORMATS
+
+pytestmark = pytest.mark.slow
+
+
+def test_chain_runs_every_stage_and_prints_the_clean_reference_result(tmp_path: Path, mlflow_store: Path) -> None:
+    scans = tmp_path / "scans"
+    for subject in ("01", "02", "03", "04"):
+        folder = scans / f"subject{subject}"
+        folder.mkdir(parents=True)
+        for name in ("test", "1", "average"):
+            (folder / f"{name}.tif").symlink_to(DUKE / f"subject{subject}" / f"{name}.tif")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["chain", "--scans", str(scans), "--enhance", str(FORMATS / "oct_bscan16_s14.png"),
+                                      "--out", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    at = lines.index("test subjects, against the clean references:")
+    assert lines[at + 1].split()[:2] == ["smoke", "model"] and "vs bicubic" in lines[at + 1]
+    assert lines[at + 2].split()[:2] == ["default", "model"] and "dB" in lines[at + 2]
+    assert (out / "evaluate" / "smoke" / "summary.csv").is_file() and (out / "evaluate" / "default" / "per_image.csv").is_file()
+    assert (out / "enhanced" / "oct_bscan16_s14_sr.png").is_file()
+    runs = mlflow.MlflowClient().search_runs(mlflow.get_experiment_by_name("oct-srgan").experiment_id)
+    parent = [r for r in runs if r.data.tags.get("stage") == "chain"]
+    assert len(parent) == 1
+    children = [r.data.tags.get("stage") for r in runs if r.data.tags.get("mlflow.parentRunId") == parent[0].info.run_id]
+    assert sorted(children) == ["evaluate", "evaluate", "preprocess", "srresnet"]

@@ -1,0 +1,181 @@
+"""Issue 9 sweep: corrupt, hostile and oversized inputs through every command; never a traceback.
+
+Each case must fail with a specific one-line error (exit != 0), not the catch-all 'unexpected'.
+Cases: truncated/garbled DICOM, PNG, TIFF, NIfTI; bomb headers per format; corrupt dataset
+files; corrupt/foreign/pickled checkpoints; unwritable and full (simulated ENOSPC) output.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import json
+import shutil
+import struct
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+import tifffile
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from oct_srgan.io import raster as scan_io
+from oct_srgan.prepare import PrepareOptions, prepare_dataset
+from oct_srgan.pipelines.cli import app
+from tests.helpers.scans import bomb_png
+from tests.paths import DUKE, FORMATS, SMOKE
+
+DUKE_TIF = DUKE / "subject14" / "1.tif"
+TINY = ["model.channels=8", "model.num_blocks=1", "data.hr_crop=32", "data.num_workers=0", "train.batch_size=2",
+        "train.iterations=1", "train.device=cpu", "tracking.register_model=false"]
+
+
+def _patch_tiff_size(path: Path, side: int) -> None:
+    with tifffile.TiffFile(path) as tif:
+        tags = tif.pages[0].tags
+        spots = [(tags[name].valueoffset, tags[name].dtype) for name in ("ImageWidth", "ImageLength")]
+    with path.open("r+b") as fh:
+        for offset, dtype in spots:
+            fh.seek(offset)
+            fh.write(struct.pack("<H" if int(dtype) == 3 else "<I", side))
+
+
+def make_scans(root: Path) -> dict[str, Path]:
+    """One file per corrupt or bomb case (tiny files)."""
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    cases: dict[str, Path] = {}
+
+    def put(name: str, data: bytes) -> None:
+        (root / name).write_bytes(data)
+        cases[name] = root / name
+
+    put("truncated.png", (FORMATS / "oct_bscan16_s14.png").read_bytes()[:3000])
+    put("garbled.png", b"\x89PNG\r\n\x1a\n" + rng.bytes(2000))
+    put("truncated.tif", DUKE_TIF.read_bytes()[:3000])
+    put("garbled.tif", b"II*\x00" + rng.bytes(2000))
+    put("truncated.nii.gz", (FORMATS / "oct_volume_s14.nii.gz").read_bytes()[:3000])
+    put("garbled.nii", struct.pack("<i", 348) + rng.bytes(600))
+    put("truncated.dcm", (FORMATS / "oct_volume_s14.dcm").read_bytes()[:5000])
+    put("garbled.dcm", b"\0" * 128 + b"DICM" + rng.bytes(2000))
+    put("bomb.png", bomb_png(12000, 12000))
+    tifffile.imwrite(root / "bomb.tif", np.zeros((8, 8), np.uint8))
+    _patch_tiff_size(root / "bomb.tif", 20000)
+    cases["bomb.tif"] = root / "bomb.tif"
+    Image.new("L", (8, 8)).save(root / "bomb.bmp")
+    bmp = bytearray((root / "bomb.bmp").read_bytes())
+    bmp[18:26] = struct.pack("<ii", 20000, 20000)
+    put("bomb.bmp", bytes(bmp))
+    header = nib.Nifti1Header()
+    header.set_data_shape((4096, 4096, 64))
+    header.set_data_dtype(np.uint8)
+    header["vox_offset"] = 352
+    put("bomb.nii.gz", gzip.compress(header.binaryblock + b"\0" * 4 + b"\0" * 4096))
+    ds = pydicom.dcmread(FORMATS / "oct_volume_s14.dcm")
+    ds.Rows, ds.Columns, ds.NumberOfFrames = 8000, 8000, 64
+    ds.save_as(root / "bomb.dcm")
+    cases["bomb.dcm"] = root / "bomb.dcm"
+    return cases
+
+
+def make_checkpoints(root: Path) -> dict[str, Path]:
+    root.mkdir(parents=True)
+    (root / "corrupt.pt").write_bytes(b"PK\x03\x04" + b"\0" * 200)
+    torch.save({"weights": torch.zeros(3)}, root / "foreign.pt")
+    torch.save({"generator": Path("x"), "step": 1, "model_spec": {}}, root / "pickled.pt")
+    return {p.name: p for p in root.iterdir()}
+
+
+def make_datasets(root: Path) -> dict[str, Path]:
+    """A valid tiny dataset, then copies with one corruption each."""
+    src = root / "src"
+    for i, group in enumerate("abc"):
+        (src / group).mkdir(parents=True)
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (64, 64), dtype=np.uint8)).save(src / group / "s.png")
+    good = root / "good"
+    prepare_dataset([src], good, PrepareOptions(val_fraction=0.34, test_fraction=0.34))
+    cases = {}
+
+    def variant(name: str) -> Path:
+        cases[name] = shutil.copytree(good, root / name)
+        return cases[name]
+
+    (variant("json_list") / "dataset.json").write_text("[]")
+    info = json.loads((good / "dataset.json").read_text())
+    del info["dataset_hash"]
+    (variant("no_hash") / "dataset.json").write_text(json.dumps(info))
+    (variant("manifest_garbage") / "manifest.csv").write_bytes(b"\x00\xff garbage\n")
+    for split, column in (("test", "lr_path"), ("train", "hr_path")):
+        ds = variant(f"truncated_{split}_{column}")
+        manifest = (ds / "manifest.csv").read_text().splitlines()
+        cols = manifest[0].split(",")
+        row = next(r.split(",") for r in manifest[1:] if r.split(",")[cols.index("split")] == split)
+        png = ds / row[cols.index(column)]
+        png.write_bytes(png.read_bytes()[:200])
+    return cases
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]]:
+    root = tmp_path_factory.mktemp("sweep")
+    return {"scans": make_scans(root / "scans"), "checkpoints": make_checkpoints(root / "ckpt"),
+            "datasets": make_datasets(root / "ds")}
+
+
+def cases(inputs: dict[str, dict[str, Path]], tmp: Path, model: Path) -> list[tuple[str, list[str]]]:
+    table = []
+    for name, path in inputs["scans"].items():
+        table.append((f"enhance {name}", ["enhance", str(path), "-o", str(tmp / f"e-{name}"), "--model", str(model)]))
+        table.append((f"preprocess {name}", ["preprocess", str(path), "-o", str(tmp / f"p-{name}")]))
+    for name, path in inputs["checkpoints"].items():
+        scan = str(FORMATS / "oct_bscan16_s14.png")
+        table.append((f"enhance --model {name}", ["enhance", scan, "-o", str(tmp / f"m-{name}"), "--model", str(path)]))
+        table.append((f"serve --model {name}", ["serve", "--model", str(path), "--port", "0"]))
+        table.append((f"train init_from {name}", ["train", "-c", str(SMOKE), "-d", str(inputs["datasets"]["no_hash"].parent / "good"),
+                                                  "-o", str(tmp / f"t-{name}"), *sum((["--set", s] for s in [*TINY, "train.stage=srgan", f"train.init_from={path}", "loss.extractor.name=discriminator", "loss.extractor.layers=[]"]), [])]))
+    for name, path in inputs["datasets"].items():
+        if "train_hr" not in name:
+            table.append((f"evaluate {name}", ["evaluate", "--data", str(path), "--model", str(model), "-o", str(tmp / f"v-{name}"), "--no-progress"]))
+        if "test_lr" in name:
+            continue
+        table.append((f"train {name}", ["train", "-c", str(SMOKE), "-d", str(path), "-o", str(tmp / f"tr-{name}"), "--no-progress",
+                                        *sum((["--set", s] for s in TINY), [])]))
+    blocker = tmp / "not-a-folder"
+    blocker.write_text("x")
+    table.append(("enhance into a file", ["enhance", str(FORMATS / "oct_bscan16_s14.png"), "-o", str(blocker), "--model", str(model)]))
+    return table
+
+
+def test_no_traceback_for_any_corrupt_input(inputs, tmp_path: Path, tiny_generator_file: Path) -> None:
+    runner = CliRunner()
+    failures = []
+    table = cases(inputs, tmp_path, tiny_generator_file)
+    for label, args in table:
+        result = runner.invoke(app, args)
+        text = result.output + (repr(result.exception) if result.exception and not isinstance(result.exception, SystemExit) else "")
+        if "Traceback" in text or "unexpected" in text or result.exit_code == 0 or not isinstance(result.exception, (SystemExit, type(None))):
+            failures.append(f"{label}: exit {result.exit_code}: {text.strip()[-300:]}")
+        elif not any(line.startswith("error: ") for line in result.output.splitlines()):
+            failures.append(f"{label}: no one-line error: {result.output.strip()[-300:]}")
+    assert not failures, f"{len(failures)} of {len(table)} cases:\n" + "\n".join(failures)
+
+
+def test_full_disk_in_every_writing_command_is_one_line(inputs, tmp_path: Path, tiny_generator_file: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(scan_io, "_write_raster", disk_full)
+    monkeypatch.setattr(Image.Image, "save", disk_full)
+    runner = CliRunner()
+    png = str(FORMATS / "oct_bscan16_s14.png")
+    for args in (["enhance", png, "-o", str(tmp_path / "e"), "--model", str(tiny_generator_file)],
+                 ["preprocess", png, "-o", str(tmp_path / "p")]):
+        result = runner.invoke(app, args)
+        assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+        assert "No space left on device" in result.output
+        assert not (tmp_path / args[3]).exists() or not any((tmp_path / args[3]).iterdir())

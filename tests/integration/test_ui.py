@@ -1,0 +1,87 @@
+"""``oct-srgan ui`` serves the project's MLflow store: a finished run is listed through the REST API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from oct_srgan import tracking
+
+pytestmark = pytest.mark.slow
+
+STARTUP = 90.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def search_runs(port: int, experiment_id: str) -> dict:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search",
+        data=json.dumps({"experiment_ids": [experiment_id]}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """End the ui command and the MLflow server it started (its own process group)."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def test_ui_lists_a_finished_run(mlflow_store: Path, tmp_path: Path) -> None:
+    with tracking.run("train", "srresnet-tiny-abc123", tags={"dataset_hash": "abc123"}) as active:
+        tracking.log_metrics({"val_psnr": 27.5}, step=100)
+        run_id = active.info.run_id
+    experiment_id = tracking.experiment_id()
+
+    port = free_port()
+    command = Path(sys.executable).parent / "oct-srgan"
+    assert command.is_file(), f"{command} missing: install the project (pip install -e .)"
+    log = tmp_path / "ui.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(command), "ui", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=tmp_path, start_new_session=True)
+    try:
+        deadline = time.monotonic() + STARTUP
+        while True:
+            assert proc.poll() is None, f"oct-srgan ui exited with {proc.returncode}: {log.read_text()[-2000:]}"
+            try:
+                found = search_runs(port, experiment_id)
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                assert time.monotonic() < deadline, f"MLflow UI not up after {STARTUP} s: {log.read_text()[-2000:]}"
+                time.sleep(0.5)
+    finally:
+        stop(proc)
+
+    runs = found.get("runs", [])
+    assert [r["info"]["run_id"] for r in runs] == [run_id]
+    info, data = runs[0]["info"], runs[0]["data"]
+    assert info["status"] == "FINISHED" and info["run_name"] == "srresnet-tiny-abc123"
+    tags = {t["key"]: t["value"] for t in data["tags"]}
+    assert tags["stage"] == "train" and tags["dataset_hash"] == "abc123"
+    assert {m["key"]: (m["value"], m["step"]) for m in data["metrics"]} == {"val_psnr": (27.5, 100)}
+    assert f"http://127.0.0.1:{port}" in log.read_text()

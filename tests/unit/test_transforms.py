@@ -1,0 +1,222 @@
+"""Degradations, baselines and paired random transforms (oct_srgan.transforms)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+from monai.utils import set_determinism
+
+from oct_srgan.config import ConfigError, DataConfig, DegradationConfig
+from oct_srgan.transforms import (
+    Degraded,
+    PairedRandCropd,
+    PairedRandFlipd,
+    add_speckle,
+    downscale,
+    eval_degradation,
+    resize_bicubic,
+    train_transforms,
+    upscale_bicubic,
+    upscale_nearest,
+)
+
+
+@pytest.fixture(autouse=True)
+def _reset_determinism():
+    yield
+    set_determinism(None)
+
+
+def _matlab_weights(in_len: int, out_len: int) -> np.ndarray:
+    """Resampling matrix of MATLAB imresize 'bicubic' (contributions() in imresize.m), float64."""
+    scale = out_len / in_len
+
+    def cubic(x: np.ndarray) -> np.ndarray:
+        ax = np.abs(x)
+        return (1.5 * ax**3 - 2.5 * ax**2 + 1) * (ax <= 1) + (-0.5 * ax**3 + 2.5 * ax**2 - 4 * ax + 2) * (
+            (ax > 1) & (ax <= 2)
+        )
+
+    width = 4.0 / scale if scale < 1 else 4.0
+    u = np.arange(1, out_len + 1) / scale + 0.5 * (1 - 1 / scale)
+    left = np.floor(u - width / 2)
+    idx = left[:, None] + np.arange(math.ceil(width) + 2)[None]
+    dist = u[:, None] - idx
+    w = scale * cubic(scale * dist) if scale < 1 else cubic(dist)
+    w /= w.sum(axis=1, keepdims=True)
+    mirror = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])
+    cols = mirror[np.mod(idx.astype(int) - 1, 2 * in_len)]
+    matrix = np.zeros((out_len, in_len))
+    np.add.at(matrix, (np.repeat(np.arange(out_len), cols.shape[1]), cols.ravel()), w.ravel())
+    return matrix
+
+
+@pytest.mark.parametrize(("in_size", "out_size"), [((40, 36), (10, 9)), ((10, 9), (40, 36)), ((23, 30), (17, 41))])
+def test_resize_bicubic_matches_matlab_including_borders(in_size, out_size) -> None:
+    x = torch.rand(2, *in_size, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    expected = np.einsum("oh,chw,pw->cop", _matlab_weights(in_size[0], out_size[0]), x.numpy(),
+                         _matlab_weights(in_size[1], out_size[1]))
+    out = resize_bicubic(x, out_size)
+    assert out.shape == (2, *out_size)
+    np.testing.assert_allclose(out.numpy(), expected, atol=1e-10)
+
+
+def test_resize_bicubic_keeps_float32_and_leading_dims() -> None:
+    x = torch.rand(2, 3, 16, 12)
+    out = resize_bicubic(MetaTensor(x), (4, 3))
+    assert out.dtype == torch.float32 and out.shape == (2, 3, 4, 3)
+    assert torch.allclose(out[1, 2], resize_bicubic(x[1, 2], (4, 3)))
+
+
+def _grid(shape: tuple[int, ...]) -> torch.Tensor:
+    """Values k/256 so that block sums and means are exact in float32."""
+    return (torch.arange(math.prod(shape)) % 256).reshape(shape).float() / 256
+
+
+def test_area_downscale_is_exact_block_mean() -> None:
+    x = _grid((2, 1, 8, 12))
+    out = downscale(x, 4, mode="area")
+    expected = x.numpy().reshape(2, 1, 2, 4, 3, 4).mean(axis=(3, 5))
+    assert out.shape == (2, 1, 2, 3)
+    assert np.array_equal(out.numpy(), expected)
+
+
+def test_area_lateral_keeps_every_axial_sample() -> None:
+    x = _grid((1, 6, 12))
+    out = downscale(x, 4, mode="area", axes="lateral")
+    assert out.shape == (1, 6, 3)
+    assert torch.equal(out[0, :, 1], x[0, :, 4:8].mean(dim=1))
+
+
+def test_bicubic_lateral_resamples_width_only() -> None:
+    x = torch.rand(1, 7, 16)
+    out = downscale(x, 4, axes="lateral")
+    assert out.shape == (1, 7, 4)
+    assert torch.allclose(out[0, 3], resize_bicubic(x[0, 3:4], (1, 4))[0], atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("shape", "axes"), [((1, 10, 16), "both"), ((1, 16, 10), "both"), ((1, 16, 10), "lateral")]
+)
+def test_downscale_rejects_sizes_not_divisible_by_scale(shape, axes) -> None:
+    with pytest.raises(ValueError, match="divisible by 4"):
+        downscale(torch.rand(shape), 4, mode="area", axes=axes)
+
+
+def test_lateral_downscale_accepts_any_height() -> None:
+    assert downscale(torch.rand(1, 10, 16), 4, axes="lateral").shape == (1, 10, 4)
+
+
+def test_upscale_baselines_shapes_and_nearest_values() -> None:
+    x = torch.rand(1, 3, 5)
+    near = upscale_nearest(x, 4)
+    assert near.shape == (1, 12, 20)
+    assert torch.equal(near[0, 4:8, 8:12], x[0, 1, 2].expand(4, 4))
+    assert upscale_nearest(x, 4, axes="lateral").shape == (1, 3, 20)
+    assert upscale_bicubic(x, 4).shape == (1, 12, 20)
+    assert upscale_bicubic(x, 4, axes="lateral").shape == (1, 3, 20)
+
+
+def test_upscale_bicubic_of_constant_is_constant() -> None:
+    out = upscale_bicubic(torch.full((1, 6, 6), 0.3), 4)
+    assert torch.allclose(out, torch.full_like(out, 0.3), atol=1e-6)
+
+
+@pytest.mark.parametrize("axes", ["both", "lateral"])
+def test_paired_crop_hr_downscaled_equals_lr_crop(axes) -> None:
+    hr = _grid((1, 64, 80))
+    data = {"hr": hr, "lr": downscale(hr, 4, mode="area", axes=axes)}
+    crop = PairedRandCropd(lr_size=(8, 6), scale=4, axes=axes)
+    crop.set_random_state(3)
+    for _ in range(5):
+        out = crop(data)
+        assert out["lr"].shape == (1, 8, 6)
+        assert out["hr"].shape == ((1, 32, 24) if axes == "both" else (1, 8, 24))
+        assert torch.equal(downscale(out["hr"], 4, mode="area", axes=axes), out["lr"].as_tensor())
+
+
+def test_paired_crop_is_reproducible_per_seed() -> None:
+    hr = torch.rand(1, 128, 128)
+    data = {"hr": hr, "lr": downscale(hr, 4, mode="area")}
+
+    def crops(seed: int) -> list[torch.Tensor]:
+        crop = PairedRandCropd(lr_size=(6, 6)).set_random_state(seed)
+        return [crop(data)["hr"] for _ in range(3)]
+
+    assert all(torch.equal(a, b) for a, b in zip(crops(1), crops(1)))
+    assert not all(torch.equal(a, b) for a, b in zip(crops(1), crops(2)))
+
+
+def test_paired_crop_refuses_small_or_mismatched_images() -> None:
+    crop = PairedRandCropd(lr_size=(24, 24))
+    with pytest.raises(ValueError, match="smaller than the crop"):
+        crop({"lr": torch.rand(1, 20, 30), "hr": torch.rand(1, 80, 120)})
+    with pytest.raises(ValueError, match="needs"):
+        crop({"lr": torch.rand(1, 30, 30), "hr": torch.rand(1, 120, 100)})
+
+
+def test_paired_flip_applies_the_same_lateral_flip_to_all_keys() -> None:
+    x = torch.rand(1, 4, 6)
+    flip = PairedRandFlipd(keys=("lr", "hr"), prob=0.5).set_random_state(0)
+    flipped = 0
+    for _ in range(20):
+        out = flip({"lr": x.clone(), "hr": x.clone()})
+        assert torch.equal(out["lr"], out["hr"])
+        if torch.equal(out["hr"].as_tensor(), torch.flip(x, dims=[-1])):
+            flipped += 1
+        else:
+            assert torch.equal(out["hr"].as_tensor(), x)
+    assert 0 < flipped < 20
+
+
+def test_train_transforms_refuse_bad_crop() -> None:
+    with pytest.raises(ConfigError, match="divisible"):
+        train_transforms(DataConfig(hr_crop=90))
+    with pytest.raises(RuntimeError) as info:  # MONAI's Compose wraps errors raised inside a transform
+        train_transforms(DataConfig(hr_crop=96))({"hr": torch.rand(1, 80, 200)})
+    assert isinstance(info.value.__cause__, ValueError)
+    assert "(80, 200) is smaller than the crop (96, 96)" in str(info.value.__cause__)
+
+
+def test_speckle_keeps_mean_raises_std_and_is_reproducible() -> None:
+    x = torch.full((1, 128, 128), 0.4)
+    noisy = add_speckle(x, 0.2, torch.Generator().manual_seed(0))
+    assert abs(noisy.mean().item() - 0.4) < 0.005
+    assert abs(noisy.std().item() - 0.4 * 0.2) < 0.005
+    assert noisy.dtype == torch.float32 and 0.0 <= noisy.min() and noisy.max() <= 1.0
+    assert torch.equal(noisy, add_speckle(x, 0.2, torch.Generator().manual_seed(0)))
+    assert not torch.equal(noisy, add_speckle(x, 0.2, torch.Generator().manual_seed(1)))
+    assert torch.equal(add_speckle(x, 0.2, np.random.RandomState(5)), add_speckle(x, 0.2, np.random.RandomState(5)))
+
+
+def test_degraded_with_speckle_is_random_per_call_and_seedable() -> None:
+    hr = torch.rand(1, 32, 32)
+    deg = Degraded(speckle=0.3).set_random_state(0)
+    a, b = deg({"hr": hr})["lr"], deg({"hr": hr})["lr"]
+    assert not torch.equal(a, b)
+    assert torch.equal(a, Degraded(speckle=0.3).set_random_state(0)({"hr": hr})["lr"])
+
+
+def test_eval_degradation_is_fixed_per_image_whatever_the_order() -> None:
+    cfg = DataConfig(degradation=DegradationConfig(speckle=0.2))
+    first, second = torch.rand(1, 32, 32), torch.rand(1, 32, 32)
+    deg = eval_degradation(cfg)
+    a1, a2 = deg({"hr": first})["lr"], deg({"hr": second})["lr"]
+    other = eval_degradation(cfg)
+    b2, b1 = other({"hr": second})["lr"], other({"hr": first})["lr"]
+    assert torch.equal(a1, b1) and torch.equal(a2, b2)
+    assert not torch.equal(a1, downscale(first).clamp(0, 1))
+
+
+def test_degraded_metatensor_keeps_metadata_and_rescales_spacing() -> None:
+    affine = torch.diag(torch.tensor([0.0032, 0.00667, 1.0, 1.0], dtype=torch.float64))
+    hr = MetaTensor(torch.rand(1, 16, 32), affine=affine, meta={"scan_id": "s14"})
+    out = Degraded(axes="lateral")({"hr": hr})
+    lr = out["lr"]
+    assert isinstance(lr, MetaTensor) and lr.shape == (1, 16, 8) and lr.dtype == torch.float32
+    assert lr.meta["scan_id"] == "s14"
+    assert torch.allclose(torch.diagonal(lr.affine)[:2], torch.tensor([0.0032, 0.00667 * 4], dtype=torch.float64))
