@@ -29,7 +29,7 @@ def test_enhance_needs_no_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.mark.slow
 def test_default_model_beats_bicubic_against_the_clean_references_of_unseen_subjects(tmp_path: Path) -> None:
-    """The headline: the shipped model against registered averages of unseen subjects (card: +1.80 dB, +0.103 SSIM)."""
+    """The headline: the shipped model against registered averages of unseen subjects (card: +2.09 dB, +0.103 SSIM; issue 8 asks >= +2.0 dB and >= +0.10)."""
     data = tmp_path / "duke"
     prepare_dataset([DUKE], data, PrepareOptions(seed=0, reference="average"))
     out = tmp_path / "eval"
@@ -39,8 +39,8 @@ def test_default_model_beats_bicubic_against_the_clean_references_of_unseen_subj
     assert result.exit_code == 0, result.output
     per_image = pd.read_csv(out / "per_image.csv")
     assert len(per_image) == 10  # 2 test subjects x 5 single acquisitions, each against its subject's average
-    assert per_image["psnr_model"].mean() - per_image["psnr_bicubic"].mean() >= 1.5
-    assert per_image["ssim_model"].mean() - per_image["ssim_bicubic"].mean() >= 0.09
+    assert per_image["psnr_model"].mean() - per_image["psnr_bicubic"].mean() >= 2.0
+    assert per_image["ssim_model"].mean() - per_image["ssim_bicubic"].mean() >= 0.10
     assert (per_image["psnr_model"] > per_image["psnr_bicubic"] + 1.0).all()  # every B-scan, not only on average
     _, _, meta = load_generator_file(DEFAULT_MODEL_FILE)
     assert meta["evaluation"]["target"] == "reference"
