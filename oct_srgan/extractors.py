@@ -224,7 +224,10 @@ class VGG19Features(_FrozenEval):
         wanted = set(self.layer_indices)
         captured: dict[int, torch.Tensor] = {}
         for index, module in enumerate(self.features):
-            x = module(x)
+            # A ReLU may overwrite its input unless that input is a captured conv output: one
+            # fewer full-size tensor written per layer (VGG19 at HR is most of an SRGAN step).
+            inplace = isinstance(module, nn.ReLU) and index - 1 not in wanted
+            x = torch.relu_(x) if inplace else module(x)
             if index in wanted:
                 captured[index] = x
         return [captured[i] * self.feature_scale for i in self.layer_indices]

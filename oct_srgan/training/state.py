@@ -90,7 +90,9 @@ def make_nets(
     ema.eval()
 
     def adam(module: nn.Module) -> torch.optim.Optimizer:
-        return torch.optim.Adam(module.parameters(), lr=cfg.train.lr, betas=tuple(cfg.train.betas))
+        # The fused kernel (CPU and CUDA) updates all parameters in one vectorised pass: same rule.
+        return torch.optim.Adam(module.parameters(), lr=cfg.train.lr, betas=tuple(cfg.train.betas),
+                                fused=device.type in ("cpu", "cuda"))
 
     def sched(opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
         return torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.train.lr_milestones), gamma=cfg.train.lr_gamma)
