@@ -132,7 +132,8 @@ def main() -> None:
     lr = torch.rand(1, 1, args.size, args.size)
     paper = random_paper_net()
     fast = inference.prepare_for_inference(paper)
-    shuffle = inference.prepare_for_inference(srresnet(channels=48, num_blocks=args.blocks, norm="none", upsample="lr_shuffle"))
+    shuffle_net = srresnet(channels=48, num_blocks=args.blocks, norm="none", upsample="lr_shuffle")
+    shuffle = inference.prepare_for_inference(shuffle_net)
 
     def autocast(enabled: bool) -> torch.autocast:
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
@@ -168,7 +169,7 @@ def main() -> None:
     print("conv 3x3 64->64 limit: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in limit.items()))
     out_mp = args.size * args.size * 16 / 1e6
     base = result["paper fp32 eager NCHW untiled (baseline)"]
-    flops = {"paper": conv_flops_per_output_pixel(paper), "lr_shuffle": conv_flops_per_output_pixel(shuffle)}
+    flops = {"paper": conv_flops_per_output_pixel(paper), "lr_shuffle": conv_flops_per_output_pixel(shuffle_net)}
     print(f"\n{'model / path':<44} {'seconds':>8} {'out MP/s':>9} {'vs eager':>9} {'% conv limit':>13}")
     for name, seconds in result.items():
         if name.startswith("conv"):

@@ -214,8 +214,10 @@ class SRResNet(nn.Module):
         head = self.head(x)
         body = self.body_tail(self.blocks(head)) + head
         last = self.upsample[-1] if len(self.upsample) else None
-        if hasattr(self, "tail_index") and isinstance(last.act, nn.PReLU) and last.act.num_parameters == 1:
-            # PReLU with one slope commutes with the shuffle; the tail then reads the 2x map.
+        if hasattr(self, "tail_index") and (isinstance(last.act, nn.Identity) or (
+                isinstance(last.act, nn.PReLU) and last.act.num_parameters == 1)):
+            # PReLU with one slope (or none: fused into the conv) commutes with the shuffle; the
+            # tail then reads the 2x map.
             x = last.act(last.conv(self.upsample[:-1](body)))
             return subpixel_tail(x, self.tail.weight, self.tail.bias, self.tail_index)
         return self.tail(self.upsample(body))

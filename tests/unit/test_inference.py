@@ -70,11 +70,13 @@ def test_overlap_is_capped_at_half_the_tile() -> None:
 
 def test_prepared_paper_net_computes_no_conv_at_hr_resolution() -> None:
     """The 9x9 one-channel HR tail runs as its exact 5x5 sub-pixel form at 2x resolution."""
+    from oct_srgan.models.fused import FusedConv2d
+
     net = random_net(3, channels=8, num_blocks=1, norm="batch")
     fast = inference.prepare_for_inference(net)
     seen: list[tuple[int, int]] = []
     hooks = [m.register_forward_hook(lambda mod, inp, out: seen.append(tuple(inp[0].shape[-2:])))
-             for m in fast.modules() if isinstance(m, torch.nn.Conv2d)]
+             for m in fast.modules() if isinstance(m, (torch.nn.Conv2d, FusedConv2d))]
     lr = torch.rand(1, 1, 9, 11).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         out = fast(lr)

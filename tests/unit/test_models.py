@@ -256,3 +256,23 @@ def test_paper_tail_in_subpixel_form_equals_the_9x9_hr_conv(in_channels: int, sc
     grad_plain = torch.autograd.grad(reference.square().sum(), model.tail.weight)[0]
     assert torch.allclose(grad_fast, grad_plain, atol=1e-4, rtol=1e-4)
     assert "tail_index" not in model.state_dict() and model.state_dict()["tail.weight"].shape == (in_channels, 8, 9, 9)
+
+
+@pytest.mark.parametrize("kw", [{"norm": "batch"}, {"norm": "none", "upsample": "lr_shuffle"},
+                                {"norm": "none", "upsample_axes": "lateral"}])
+def test_fused_pointwise_generator_equals_the_folded_one(kw: dict) -> None:
+    """PReLUs and residual adds run inside oneDNN convs (models/fused.py): same outputs, fewer passes."""
+    from oct_srgan.models.fused import FusedResidualBlock, can_fuse, fuse_pointwise
+
+    if not can_fuse("cpu"):
+        pytest.skip("this torch build has no oneDNN fused conv")
+    torch.manual_seed(0)
+    model = small_generator(**kw)
+    _train_batchnorm_stats(model, (4, 1, 8, 8))
+    folded = fold_batchnorm(model).to(memory_format=torch.channels_last)
+    fused = fuse_pointwise(folded)
+    assert all(isinstance(b, FusedResidualBlock) for b in fused.blocks)
+    assert not any(isinstance(m, nn.PReLU) for m in fused.modules())
+    x = torch.rand(2, 1, 9, 11).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        assert torch.allclose(fused(x), folded(x), atol=1e-5, rtol=0)
