@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -239,14 +240,8 @@ def default_vgg19_path() -> Path:
 
 
 @register_extractor("vgg19")
-def vgg19(
-    *,
-    layers: Sequence[str],
-    weights: str | Path | None = None,
-    in_channels: int = 1,
-    discriminator: nn.Module | None = None,
-    feature_scale: float = SRGAN_FEATURE_SCALE,
-) -> VGG19Features:
+def vgg19(*, layers: Sequence[str], weights: str | Path | None = None, in_channels: int = 1,
+          feature_scale: float = SRGAN_FEATURE_SCALE, **_unused: Any) -> VGG19Features:
     """VGG19 content-loss features. ``weights``: a file path, None (torch hub cache) or 'random'."""
     if weights == "random":
         return VGG19Features(layers, in_channels=in_channels, feature_scale=feature_scale)
@@ -315,13 +310,8 @@ def _parse_block(name: str, count: int) -> int:
 
 
 @register_extractor("discriminator")
-def discriminator_features(
-    *,
-    layers: Sequence[str],
-    weights: str | Path | None = None,
-    in_channels: int = 1,
-    discriminator: nn.Module | None = None,
-) -> DiscriminatorFeatures:
+def discriminator_features(*, layers: Sequence[str], discriminator: nn.Module | None = None,
+                           weights: str | Path | None = None, in_channels: int = 1) -> DiscriminatorFeatures:
     """Feature matching on ``discriminator``; ``layers`` like 'block4' or '4' (empty: all blocks)."""
     if not isinstance(discriminator, Discriminator):
         raise ModelError(
