@@ -13,6 +13,10 @@ import torch.nn.functional as F
 from monai.losses import SSIMLoss
 from torch import nn
 
+from .enums import AdversarialLoss as AdversarialLossKind
+from .enums import PixelLoss as PixelLossKind
+from .enums import look_up_option
+
 __all__ = ["AdversarialLoss", "ContentLoss", "PixelLoss"]
 
 
@@ -27,8 +31,7 @@ class PixelLoss(nn.Module):
 
     def __init__(self, kind: str = "mse", ssim_weight: float = 0.0) -> None:
         super().__init__()
-        if kind not in ("mse", "l1"):
-            raise ValueError(f"pixel loss must be 'mse' or 'l1', got {kind!r}")
+        look_up_option(kind, PixelLossKind, "pixel loss")
         if ssim_weight < 0:
             raise ValueError(f"ssim weight must be >= 0, got {ssim_weight}")
         self.kind = kind
@@ -81,8 +84,7 @@ class AdversarialLoss(nn.Module):
 
     def __init__(self, kind: str = "bce") -> None:
         super().__init__()
-        if kind not in ("bce", "relativistic"):
-            raise ValueError(f"adversarial loss must be 'bce' or 'relativistic', got {kind!r}")
+        look_up_option(kind, AdversarialLossKind, "adversarial loss")
         self.kind = kind
 
     @staticmethod

@@ -15,11 +15,12 @@ import numpy as np
 import torch
 
 from .. import io as scan_io
+from ..enums import InferencePrecision, look_up_option
 from ..errors import ModelError, OctSrganError, ScanError, WriteError
 from ..loading import LoadedModel, load_model
 from ..precision import choose_inference_precision
 from ..scaling import scale_factors
-from .inferer import PRECISIONS, SRInferer
+from .inferer import SRInferer
 from .tiling import DEFAULT_OVERLAP
 
 
@@ -184,8 +185,7 @@ def enhance_files(
     ``precision`` "auto" picks per file by :func:`oct_srgan.precision.choose_inference_precision`
     (bf16 only with native bf16 and 8-bit output); ``notify`` receives one line saying what it chose.
     """
-    if precision != "auto" and precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of auto, {', '.join(PRECISIONS)}, got {precision!r}")
+    look_up_option(precision, InferencePrecision, "precision")
     out_dir = Path(out_dir) if out_dir is not None else Path("enhanced")
     out_file = output_plan([Path(p) for p in inputs], out_dir, suffix)
     if out_file is not None:

@@ -12,24 +12,20 @@ sized to the memory budget.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from ..enums import BlendMode, Precision, look_up_option, values
 from ..errors import ModelError
 from ..loading import LoadedModel
 from ..models import fold_batchnorm
 from ..models.fused import can_fuse, fuse_pointwise
 from ..scaling import scale_factors
-from .tiling import BLEND_MODES, DEFAULT_OVERLAP, activation_bytes_per_pixel, auto_tile, tiles_per_image, window_plan
+from .tiling import DEFAULT_OVERLAP, activation_bytes_per_pixel, auto_tile, tiles_per_image, window_plan
 
-PRECISIONS = ("fp32", "bf16")
-
-
-def _require(name: str, value: str, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+PRECISIONS = values(Precision)
 
 
 def prepare_for_inference(
@@ -47,7 +43,7 @@ def prepare_for_inference(
     only with native bf16 (AVX512-BF16/AMX CPUs, GPUs): on an AVX2-only CPU it is emulated and
     about 5x slower than fp32.
     """
-    _require("precision", precision, PRECISIONS)
+    look_up_option(precision, Precision, "precision")
     model = fold_batchnorm(generator) if fold_bn else copy.deepcopy(generator)
     model = model.to(device).eval()
     if channels_last:
@@ -90,8 +86,8 @@ def super_resolve(
     or windows (tiled) it finished, so a progress bar moves while one large image is still being
     tiled (:func:`~oct_srgan.inference.tiling.tiles_per_image` gives the total).
     """
-    _require("precision", precision, PRECISIONS)
-    _require("mode", mode, BLEND_MODES)
+    look_up_option(precision, Precision, "precision")
+    look_up_option(mode, BlendMode, "mode")
     if lr.ndim != 4:
         raise ValueError(f"expected LR images [N,C,h,w], got shape {tuple(lr.shape)}")
     device = torch.device(device)
@@ -157,7 +153,7 @@ class SRInferer:
         fold_bn: bool = True,
         memory_budget: int | None = None,
     ) -> None:
-        _require("mode", mode, BLEND_MODES)
+        look_up_option(mode, BlendMode, "mode")
         if isinstance(tile, str) and tile != "auto":
             raise ValueError(f"tile must be a number of LR pixels, 0/None or 'auto', got {tile!r}")
         self.model = model
@@ -168,7 +164,7 @@ class SRInferer:
 
     def with_precision(self, precision: str) -> SRInferer:
         """The same prepared model and settings at another precision (``enhance`` chooses it per file)."""
-        _require("precision", precision, PRECISIONS)
+        look_up_option(precision, Precision, "precision")
         other = copy.copy(self)
         other.precision = precision
         return other

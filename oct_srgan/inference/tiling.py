@@ -25,10 +25,12 @@ import os
 import torch
 from torch import nn
 
+from ..enums import BlendMode, values
+
 DEFAULT_TILE = 128
 DEFAULT_OVERLAP = 32
 EDGE_WEIGHT = 1e-6
-BLEND_MODES = ("gaussian", "constant")
+BLEND_MODES = values(BlendMode)
 # Activation memory one forward pass may use when tiles are sized automatically (tile="auto"):
 # a quarter of the machine's memory, at most 8 GiB, so whole B-scans run untiled on ordinary PCs.
 MEMORY_FRACTION = 0.25
