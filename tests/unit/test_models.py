@@ -276,3 +276,7 @@ def test_fused_pointwise_generator_equals_the_folded_one(kw: dict) -> None:
     x = torch.rand(2, 1, 9, 11).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         assert torch.allclose(fused(x), folded(x), atol=1e-5, rtol=0)
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # the fused op casts like autocast's conv2d
+            low = fused(x)
+    assert low.dtype == torch.bfloat16
+    assert torch.allclose(low.float(), folded(x), atol=0.05, rtol=0)
