@@ -280,3 +280,19 @@ def test_fused_pointwise_generator_equals_the_folded_one(kw: dict) -> None:
             low = fused(x)
     assert low.dtype == torch.bfloat16
     assert torch.allclose(low.float(), folded(x), atol=0.05, rtol=0)
+
+
+def test_shifted_sum_conv_equals_the_conv_it_replaces() -> None:
+    """The inference form of the sub-pixel tail (one 1x1 conv per tap + shifted sums) is the same conv."""
+    import torch.nn.functional as F
+
+    from oct_srgan.models.fast_tail import shifted_sum_conv, subpixel_kernel
+
+    torch.manual_seed(0)
+    kernel, bias = subpixel_kernel(torch.randn(3, 8, 9, 9)), torch.randn(12)
+    x = torch.randn(2, 32, 13, 17)
+    with torch.no_grad():
+        expected = F.conv2d(x, kernel, bias, padding=2)
+        assert torch.allclose(shifted_sum_conv(x, kernel, bias), expected, atol=1e-4, rtol=0)
+        channels_last = x.contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(shifted_sum_conv(channels_last, kernel, bias), expected, atol=1e-4, rtol=0)
