@@ -59,7 +59,8 @@ def subpixel_tail(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     """The HR conv ``(weight, bias)`` applied to PixelShuffle(2)(x), computed at x's resolution."""
     kernel = subpixel_kernel(weight, index)
     bias4 = bias.repeat_interleave(SHUFFLE * SHUFFLE) if bias is not None else None
-    if x.device.type == "cpu" and not torch.is_grad_enabled():
+    if x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled() and not (
+            torch.is_autocast_enabled("cpu")):
         return F.pixel_shuffle(shifted_sum_conv(x, kernel, bias4), SHUFFLE)
     return F.pixel_shuffle(F.conv2d(x, kernel, bias4, padding=kernel.shape[-1] // 2), SHUFFLE)
 
@@ -68,9 +69,10 @@ def shifted_sum_conv(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor |
     """``conv2d(x, kernel, bias, padding=k // 2)`` for a kernel with few outputs, as one 1x1 conv to
     ``out * k * k`` channels (one per tap) and ``k * k`` shifted additions.
 
-    oneDNN runs a conv with 4 output channels at about a fifth of its speed and a 1x1 conv with 100
-    at nearly full speed; the additions are plain passes over 4-channel planes, accumulated in fp32
-    (the precision a conv accumulates in). Inference only: it keeps every tap's map for the sums.
+    In fp32 oneDNN runs a conv with 4 output channels at about a fifth of its speed and a 1x1 conv
+    with 100 at nearly full speed; the additions are plain passes over 4-channel planes, accumulated
+    in fp32. Used for fp32 inference only (bf16 convs of 4 outputs are fast enough; training would
+    keep every tap's map for the backward pass).
     """
     out_ch, _, k, _ = kernel.shape
     n, _, h, w = x.shape
