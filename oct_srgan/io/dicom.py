@@ -27,7 +27,7 @@ from pydicom.valuerep import format_number_as_ds
 
 from ..errors import ScanError, one_line
 from .registry import register_format
-from .scan import Geometry, Scan, float_range, luma, to_unit
+from .scan import Geometry, Scan, float_range, luma, to_integers, to_unit
 
 def _fg_lookup(ds: pydicom.Dataset, macro: str, keyword: str) -> Any:
     """``keyword`` from ``macro`` in the Shared or first Per-Frame functional group, else the top level."""
@@ -247,11 +247,10 @@ def _write_dicom(scan: Scan, target: Path, derivation: str | None) -> None:
     x = 1.0 - scan.pixels if out_photometric == "MONOCHROME1" else scan.pixels
     slope, intercept, lo, hi = _dicom_unit_range(ds)
     smin, smax, _, _ = _dicom_stored_range(ds)
-    stored = (x.astype(np.float64) * (hi - lo) + lo - intercept) / slope
     bits = int(ds.BitsAllocated)
     signed = int(ds.get("PixelRepresentation", 0)) == 1
     dtype = np.dtype(f"<{'i' if signed else 'u'}{bits // 8}")
-    data = np.clip(np.rint(stored), smin, smax).astype(dtype).tobytes()
+    data = to_integers(x, hi - lo, lo - intercept, slope, (smin, smax), dtype).tobytes()
     if len(data) % 2:
         data += b"\0"
     ds.PixelData = data

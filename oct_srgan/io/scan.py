@@ -143,12 +143,29 @@ def to_unit(values: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 def from_unit(x: np.ndarray, lo: float, hi: float, dtype: np.dtype) -> np.ndarray:
     """Inverse of ``to_unit`` into ``dtype`` (rounded and clipped for integers)."""
-    v = x.astype(np.float64) * ((hi - lo) or 1.0) + lo
     dtype = np.dtype(dtype)
     if dtype.kind in "ui":
         info = np.iinfo(dtype)
-        return np.clip(np.rint(v), info.min, info.max).astype(dtype)
-    return v.astype(dtype)
+        return to_integers(x, (hi - lo) or 1.0, lo, 1.0, (info.min, info.max), dtype)
+    return (x.astype(np.float64) * ((hi - lo) or 1.0) + lo).astype(dtype)
+
+
+def to_integers(x: np.ndarray, mul: float, add: float, div: float, limits: tuple[float, float],
+                dtype: np.dtype) -> np.ndarray:
+    """``clip(rint((x * mul + add) / div), *limits)`` as integer ``dtype``, computed in float64 in place
+    one 2-D plane at a time: an upscaled volume as one float64 array is gigabytes and several passes."""
+    out = np.empty(x.shape, dtype)
+    planes = x.reshape(-1, *x.shape[-2:]) if x.ndim >= 2 else x.reshape(1, -1)
+    for src, dst in zip(planes, out.reshape(planes.shape)):
+        v = src.astype(np.float64)
+        v *= mul
+        v += add
+        if div != 1.0:
+            v /= div
+        np.rint(v, out=v)
+        np.clip(v, *limits, out=v)
+        dst[...] = v
+    return out
 
 
 def float_range(values: np.ndarray, path: Path) -> tuple[float, float]:
