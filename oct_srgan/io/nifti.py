@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ScanError
 from .registry import register_format
-from .scan import Geometry, NiftiHeader, Scan, float_range, int_range, luma, to_unit
+from .scan import Geometry, NiftiHeader, Scan, float_range, int_range, luma, to_integers, to_unit
 
 _UNIT_TO_MM = {"meter": 1000.0, "mm": 1.0, "micron": 1e-3, "unknown": 1.0}
 
@@ -194,7 +194,7 @@ def _write_nifti(scan: Scan, target: Path, derivation: str | None) -> None:
             data = values.astype(np.float64 if src.scaled else src.dtype)
         else:
             info = np.iinfo(src.dtype)
-            data = np.clip(np.rint(values), info.min, info.max).astype(src.dtype)
+            data = to_integers(values, 1.0, 0.0, 1.0, (info.min, info.max), src.dtype)
     affine = src.affine.copy()
     hdr = src.header.copy()
     zooms = list(hdr.get_zooms())
