@@ -9,7 +9,8 @@ Rows (medians of ``--reps`` interleaved repetitions, output megapixels per secon
   share of the conv limit (its conv FLOPs per output pixel x MP/s / the conv's GFLOP/s);
 - the ``lr_shuffle`` layout at the lead's size (48 channels, ``--blocks``) through the default path;
 - with ``--cli``: ``oct-srgan enhance`` of the shared 6-frame DICOM end to end (fresh process, fp32)
-  for the shipped model and a random ``lr_shuffle`` model, against a bicubic read-resize-write script.
+  for the shipped model and a random ``lr_shuffle`` model, against a bicubic read-resize-write script
+  (run first, before minutes of full load slow a shared machine down).
 
     MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 MALLOC_TOP_PAD_=1000000000 \\
         python bench/speed.py [--reps 5] [--cli]
@@ -125,6 +126,10 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU {torch.backends.cpu.get_cpu_capability()}, "
           f"native bf16 {bf16}, malloc {'tuned' if all(v in os.environ for v in MALLOC_VARS) else 'glibc defaults'}, "
           f"load average {os.getloadavg()[0]:.1f}")
+    if args.cli:
+        # First, while the machine is as a user's single command finds it: minutes of full load
+        # slow shared 2-core machines down by up to a third, and the rows below are minutes long.
+        cli_rows(max(3, args.reps // 2), args.blocks)
 
     cl = torch.channels_last
     feat = torch.rand(1, 64, args.size, args.size).contiguous(memory_format=cl)
@@ -178,8 +183,6 @@ def main() -> None:
         pct = 100 * flops[name.split()[0]] * rate * 1e6 / (limit["bf16" if "bf16" in name else "fp32"] * 1e9)
         print(f"{name:<44} {seconds:8.3f} {rate:9.3f} {base / seconds:8.2f}x {pct:12.0f}%")
     print(f"(conv kFLOP per output pixel: paper {flops['paper'] / 1e3:.0f}, lr_shuffle {flops['lr_shuffle'] / 1e3:.0f})")
-    if args.cli:
-        cli_rows(max(1, args.reps // 2), args.blocks)
 
 
 if __name__ == "__main__":

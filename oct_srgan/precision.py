@@ -9,6 +9,7 @@ a 16-bit one. Rule for ``auto``: bf16 when native *and* the output is 8-bit; fp3
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -18,6 +19,8 @@ from oct_srgan.enums import InferencePrecision, look_up_option, values
 PRECISIONS = values(InferencePrecision)
 BF16_MAX_BITS = 8
 _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+# oneDNN runs the convs; capped below AVX512_CORE_BF16 (``ONEDNN_MAX_CPU_ISA``) it emulates bf16.
+_ONEDNN_ISAS_WITHOUT_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
 
 
 def _cpu_flags() -> set[str]:
@@ -32,11 +35,14 @@ def _cpu_flags() -> set[str]:
 
 
 def native_bf16(device: str | torch.device = "cpu") -> bool:
-    """True when ``device`` computes bf16 in hardware (CUDA: ``is_bf16_supported``; CPU: AVX512-BF16/AMX)."""
+    """True when ``device`` computes bf16 in hardware (CUDA: ``is_bf16_supported``; CPU: AVX512-BF16/AMX,
+    unless oneDNN is capped below them with ``ONEDNN_MAX_CPU_ISA``, e.g. to act as an AVX2-only CPU)."""
     device = torch.device(device)
     if device.type == "cuda":
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False))
     if device.type != "cpu":
+        return False
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in _ONEDNN_ISAS_WITHOUT_BF16:
         return False
     capability = torch.backends.cpu.get_cpu_capability()
     if "AMX" in capability.upper():

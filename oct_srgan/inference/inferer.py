@@ -36,7 +36,8 @@ def prepare_for_inference(
     fold_bn: bool = True,
 ) -> nn.Module:
     """An eval-mode copy tuned for inference: BatchNorm folded into the convs, channels-last weights
-    and, on the CPU, PReLUs and residual additions fused into their convs (:mod:`oct_srgan.models.fused`).
+    and, on the CPU, PReLUs fused into their convs and residual additions done in place
+    (:mod:`oct_srgan.models.fused`).
 
     ``precision`` is checked here and applied by :func:`super_resolve` (bf16 autocast); fp32 is the
     default because bf16 costs about 7e-3 max abs error, visible in 16-bit outputs, and is faster

@@ -17,6 +17,15 @@ def test_native_bf16_on_cpu_follows_the_cpu_flags() -> None:
     assert precision.native_bf16("cpu") == (cpu_has_bf16_flag() or "AMX" in torch.backends.cpu.get_cpu_capability())
 
 
+def test_native_bf16_is_off_when_onednn_is_capped_below_avx512_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(precision, "_cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    assert not precision.native_bf16("cpu")
+    assert precision.training_dtype("cpu") is None
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    assert precision.native_bf16("cpu")
+
+
 def test_training_uses_bf16_only_where_native() -> None:
     expected = torch.bfloat16 if precision.native_bf16("cpu") else None
     assert precision.training_dtype("cpu") is expected

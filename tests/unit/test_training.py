@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 from pathlib import Path
 
@@ -63,3 +64,42 @@ def test_step_sampler_batches_depend_only_on_seed_step_and_rank() -> None:
     assert sorted(epoch0) == list(range(8))
     seeds = [s for rank in (0, 1) for batch in batches(rank) for _, s in batch]
     assert len(set(seeds)) == len(seeds)
+
+
+@pytest.mark.parametrize("kind", ["bce", "relativistic"])
+def test_srgan_step_grads_equal_the_classic_frozen_d_then_detached_sr_steps(kind: str) -> None:
+    """One shared D pass on SR gives G the grads of a G step on a frozen D, and D those of a D step on detached SR."""
+    from oct_srgan.config import load_config
+    from oct_srgan.models import build_discriminator, build_generator, generator_spec
+    from tests.paths import REPO
+
+    cfg = load_config(REPO / "configs" / "default.yaml", [
+        "train.stage=srgan", "model.channels=8", "model.num_blocks=1", "model.disc_channels=8",
+        "model.norm=batch", "loss.pixel_weight=1", "loss.content_weight=0", "loss.adversarial_weight=0.5",
+        f"loss.adversarial={kind}", "train.channels_last=false",
+    ])
+    torch.manual_seed(0)
+    nets = training.make_nets(cfg, build_generator(generator_spec(cfg)), build_discriminator(cfg), torch.device("cpu"))
+    losses = training.make_losses(cfg, None, torch.device("cpu"))
+    hr = torch.rand(4, 1, 32, 32)
+    lr = torch.nn.functional.avg_pool2d(hr, 4)
+    g_ref, d_ref = copy.deepcopy(nets.generator), copy.deepcopy(nets.discriminator)
+
+    sr = g_ref(lr)
+    d_ref.requires_grad_(False)
+    real = d_ref(hr).detach()
+    loss_g = losses.pixel(sr, hr) + 0.5 * losses.adversarial.generator(real, d_ref(sr))
+    want_g = torch.autograd.grad(loss_g, list(g_ref.parameters()))
+    d_ref.requires_grad_(True)
+    loss_d = losses.adversarial.discriminator(d_ref(hr), d_ref(sr.detach()))
+    want_d = torch.autograd.grad(loss_d, list(d_ref.parameters()))
+
+    values, finite = training.train_step(nets, losses, lr, hr)
+
+    assert finite
+    assert values["loss_g"] == pytest.approx(float(loss_g), rel=1e-5)
+    assert values["loss_d"] == pytest.approx(float(loss_d), rel=1e-5)
+    for got, want in zip([p.grad for p in nets.generator.parameters()], want_g, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+    for got, want in zip([p.grad for p in nets.discriminator.parameters()], want_d, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
