@@ -67,22 +67,29 @@ def subpixel_tail(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
 
 def shifted_sum_conv(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """``conv2d(x, kernel, bias, padding=k // 2)`` for a kernel with few outputs, as one 1x1 conv to
-    ``out * k * k`` channels (one per tap) and ``k * k`` shifted additions.
+    ``k * k * out`` channels (one group of ``out`` per tap) and ``k * k`` shifted additions.
 
     In fp32 oneDNN runs a conv with 4 output channels at about a fifth of its speed and a 1x1 conv
-    with 100 at nearly full speed; the additions are plain passes over 4-channel planes, accumulated
-    in fp32. Used for fp32 inference only (bf16 convs of 4 outputs are fast enough; training would
-    keep every tap's map for the backward pass).
+    with 100 at nearly full speed. The tap maps stay channels-last, as the 1x1 conv writes them:
+    each tap adds its overlapping window into a channels-last output, so no layout change or padded
+    copy of the maps is made (that copying took as long as the conv). Accumulated in fp32; used for
+    fp32 inference only (bf16 convs of 4 outputs are fast enough; training would keep every tap's
+    map for the backward pass).
     """
     out_ch, _, k, _ = kernel.shape
     n, _, h, w = x.shape
     pad = k // 2
     taps = kernel.permute(2, 3, 0, 1).reshape(k * k * out_ch, -1, 1, 1)
-    z = F.pad(F.conv2d(x, taps).contiguous(), (pad, pad, pad, pad)).view(n, k, k, out_ch, h + 2 * pad, w + 2 * pad)
-    out = torch.zeros(n, out_ch, h, w, dtype=torch.float32, device=x.device)
+    z = F.conv2d(x, taps.contiguous(memory_format=torch.channels_last))
+    maps = z.permute(0, 2, 3, 1).reshape(n, h, w, k, k, out_ch)
+    out = torch.zeros(n, h, w, out_ch, dtype=torch.float32, device=x.device)
     if bias is not None:
-        out += bias.float().view(1, -1, 1, 1)
+        out += bias.float()
     for e in range(k):
+        dy = e - pad
+        rows_out, rows_in = slice(max(0, -dy), h - max(0, dy)), slice(max(0, dy), h + min(0, dy))
         for f in range(k):
-            out += z[:, e, f, :, e : e + h, f : f + w]
-    return out.to(z.dtype)
+            dx = f - pad
+            cols_out, cols_in = slice(max(0, -dx), w - max(0, dx)), slice(max(0, dx), w + min(0, dx))
+            out[:, rows_out, cols_out] += maps[:, rows_in, cols_in, e, f]
+    return out.permute(0, 3, 1, 2).to(z.dtype)

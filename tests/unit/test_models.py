@@ -283,7 +283,7 @@ def test_fused_pointwise_generator_equals_the_folded_one(kw: dict) -> None:
 
 
 def test_shifted_sum_conv_equals_the_conv_it_replaces() -> None:
-    """The inference form of the sub-pixel tail (one 1x1 conv per tap + shifted sums) is the same conv."""
+    """The inference form of the sub-pixel tail (one product to the tap maps + shifted sums) is the same conv."""
     import torch.nn.functional as F
 
     from oct_srgan.models.fast_tail import shifted_sum_conv, subpixel_kernel
@@ -296,3 +296,4 @@ def test_shifted_sum_conv_equals_the_conv_it_replaces() -> None:
         assert torch.allclose(shifted_sum_conv(x, kernel, bias), expected, atol=1e-4, rtol=0)
         channels_last = x.contiguous(memory_format=torch.channels_last)
         assert torch.allclose(shifted_sum_conv(channels_last, kernel, bias), expected, atol=1e-4, rtol=0)
+        assert torch.allclose(shifted_sum_conv(x, kernel, None), F.conv2d(x, kernel, padding=2), atol=1e-4, rtol=0)
