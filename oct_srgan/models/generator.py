@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..enums import Axes, Norm, UpsampleMode, look_up_option, values
-from .fast_tail import subpixel_index, subpixel_tail
+from .fast_tail import strided_index, subpixel_index, subpixel_tail
 
 UPSAMPLE_MODES = values(UpsampleMode)
 # Spec keys added after generator files were first saved, with the value that reproduces the
@@ -167,6 +167,7 @@ class SRResNet(nn.Module):
             if upsample_axes == "both" and scale > 1:
                 # The HR tail runs in its sub-pixel form (models/fast_tail.py); not a saved tensor.
                 self.register_buffer("tail_index", subpixel_index(in_channels, channels, 9), persistent=False)
+                self.register_buffer("tail_index_s2", strided_index(in_channels, channels, 9), persistent=False)
         else:
             self.upsample = nn.Sequential()
             self.tail = SubPixelTail(channels, in_channels, scale, upsample_axes)
@@ -219,5 +220,5 @@ class SRResNet(nn.Module):
             # PReLU with one slope (or none: fused into the conv) commutes with the shuffle; the
             # tail then reads the 2x map.
             x = last.act(last.conv(self.upsample[:-1](body)))
-            return subpixel_tail(x, self.tail.weight, self.tail.bias, self.tail_index)
+            return subpixel_tail(x, self.tail.weight, self.tail.bias, self.tail_index, self.tail_index_s2)
         return self.tail(self.upsample(body))

@@ -255,7 +255,28 @@ def test_paper_tail_in_subpixel_form_equals_the_9x9_hr_conv(in_channels: int, sc
     grad_fast = torch.autograd.grad(fast.square().sum(), model.tail.weight)[0]
     grad_plain = torch.autograd.grad(reference.square().sum(), model.tail.weight)[0]
     assert torch.allclose(grad_fast, grad_plain, atol=1e-4, rtol=1e-4)
-    assert "tail_index" not in model.state_dict() and model.state_dict()["tail.weight"].shape == (in_channels, 8, 9, 9)
+    with torch.inference_mode():  # fp32 inference on the CPU takes the shifted-sum form
+        assert torch.allclose(model(x), reference, atol=1e-5, rtol=0)
+    assert not any(name.startswith("tail_index") for name in model.state_dict())
+    assert model.state_dict()["tail.weight"].shape == (in_channels, 8, 9, 9)
+
+
+@pytest.mark.parametrize("out_channels", [1, 3])
+def test_subpixel_and_stride2_kernels_equal_the_hr_conv_of_the_shuffled_map(out_channels: int) -> None:
+    """Both gathered forms of a 9x9 HR conv (5x5 to 4 sub-pixels at 2x; stride-2 6x6 to 16 per LR cell) are that conv."""
+    from oct_srgan.models.fast_tail import strided_index, subpixel_index, subpixel_kernel
+
+    torch.manual_seed(0)
+    weight, bias = torch.randn(out_channels, 5, 9, 9), torch.randn(out_channels)
+    x2 = torch.randn(2, 20, 6, 10)  # a 2x map: 5 HR channels x 4 sub-pixels, 3 x 5 LR cells
+    reference = nn.functional.conv2d(nn.functional.pixel_shuffle(x2, 2), weight, bias, padding=4)
+    five = subpixel_kernel(weight, subpixel_index(out_channels, 5, 9))
+    four_outputs = nn.functional.conv2d(x2, five, bias.repeat_interleave(4), padding=2)
+    stride2 = subpixel_kernel(weight, strided_index(out_channels, 5, 9))
+    sixteen_outputs = nn.functional.conv2d(x2, stride2, bias.repeat_interleave(16), stride=2, padding=2)
+    assert stride2.shape == (16 * out_channels, 20, 6, 6)
+    assert torch.allclose(nn.functional.pixel_shuffle(four_outputs, 2), reference, atol=1e-4, rtol=0)
+    assert torch.allclose(nn.functional.pixel_shuffle(sixteen_outputs, 4), reference, atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("kw", [{"norm": "batch"}, {"norm": "none", "upsample": "lr_shuffle"},
