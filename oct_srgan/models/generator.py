@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from ..enums import Axes, Norm, UpsampleMode, look_up_option, values
+from .activations import PReLU
 from .fast_tail import strided_index, subpixel_index, subpixel_tail
 
 UPSAMPLE_MODES = values(UpsampleMode)
@@ -49,7 +50,7 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.body = nn.Sequential(
             *_conv_norm(channels, channels, 3, norm),
-            nn.PReLU(init=PRELU_INIT),
+            PReLU(init=PRELU_INIT),
             *_conv_norm(channels, channels, 3, norm),
         )
 
@@ -87,7 +88,7 @@ class UpsampleBlock(nn.Module):
         factor = 4 if axes == "both" else 2
         self.conv = nn.Conv2d(channels, channels * factor, 3, padding=1)
         self.shuffle = nn.PixelShuffle(2) if axes == "both" else LateralPixelShuffle(2)
-        self.act = nn.PReLU(init=PRELU_INIT)
+        self.act = PReLU(init=PRELU_INIT)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.shuffle(self.conv(x)))
@@ -155,7 +156,7 @@ class SRResNet(nn.Module):
         self.upsample_mode = upsample
 
         self.head = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 9, padding=4), nn.PReLU(init=PRELU_INIT)
+            nn.Conv2d(in_channels, channels, 9, padding=4), PReLU(init=PRELU_INIT)
         )
         self.blocks = nn.Sequential(*(ResidualBlock(channels, norm) for _ in range(num_blocks)))
         self.body_tail = nn.Sequential(*_conv_norm(channels, channels, 3, norm))

@@ -318,3 +318,20 @@ def test_shifted_sum_conv_equals_the_conv_it_replaces() -> None:
         channels_last = x.contiguous(memory_format=torch.channels_last)
         assert torch.allclose(shifted_sum_conv(channels_last, kernel, bias), expected, atol=1e-4, rtol=0)
         assert torch.allclose(shifted_sum_conv(x, kernel, None), F.conv2d(x, kernel, padding=2), atol=1e-4, rtol=0)
+
+
+def test_one_slope_prelu_gives_nn_prelu_outputs_and_gradients() -> None:
+    """The faster one-slope backward (models/activations.py) changes nothing but speed, for x and the slope."""
+    from oct_srgan.models.activations import PReLU
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 5, 7, requires_grad=True)
+    grad = torch.randn(2, 8, 5, 7)
+    ours, reference = PReLU(init=0.3), nn.PReLU(init=0.3)
+    results = []
+    for act in (ours, reference):
+        out = act(x)
+        results.append((out, *torch.autograd.grad(out, (x, act.weight), grad)))
+    for got, want in zip(results[0], results[1], strict=True):
+        torch.testing.assert_close(got, want)
+    assert isinstance(ours, nn.PReLU) and list(ours.state_dict()) == ["weight"]
