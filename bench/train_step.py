@@ -160,6 +160,18 @@ def bench_inference(device: torch.device, warmup: int, repeats: int) -> Iterator
                   "out MP/s", base / seconds, extra)
 
 
+def conv_limit_gflops(dtype: torch.dtype | None, warmup: int, repeats: int, size: int = 128) -> float:
+    """GFLOP/s of a channels-last 3x3 64->64 conv (under autocast to ``dtype``): how fast the machine is right now."""
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1, bias=False).to(memory_format=torch.channels_last)
+    x = torch.rand(4, 64, size, size).contiguous(memory_format=torch.channels_last)
+
+    def run() -> None:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            conv(x)
+
+    return 2 * 64 * 64 * 9 * 4 * size * size / _timeit(run, warmup, repeats) / 1e9
+
+
 HEADER = f"{'benchmark':<26} {'setting':<48} {'s/iter':>8} {'rate':>9} {'unit':<9} {'x base':>7}  note"
 
 
@@ -186,6 +198,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, glibc malloc tunables {malloc}")
     print(f"training: batch {args.batch}, HR crop {args.crop}, SRResNet 64x16 (+ discriminator + VGG19-54 for srgan); "
           f"median of {repeats} after {warmup} warm-up")
+    limits = {"fp32": None} | ({"bf16": torch.bfloat16} if training_dtype("cpu") == torch.bfloat16 else {})
+    print("CPU conv 3x3 64->64 now (the machine's speed drifts; compare rows of one run): "
+          + ", ".join(f"{k} {conv_limit_gflops(v, warmup, repeats * 4):.0f} GFLOP/s" for k, v in limits.items()))
     print(HEADER)
     print("-" * len(HEADER), flush=True)
     for name in devices:
