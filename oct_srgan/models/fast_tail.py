@@ -22,6 +22,15 @@ import torch.nn.functional as F
 SHUFFLE = 2
 
 
+def _blank_index(outputs: int, out_channels: int, channels: int, k: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """An index [outputs*out, 4*C, size, size] pointing at the trailing zero everywhere, and the
+    offset of each (out, C) pair's k x k block in the flat weight."""
+    zero = out_channels * channels * k * k
+    index = torch.full((out_channels * outputs, channels * 4, size, size), zero, dtype=torch.long)
+    base = (torch.arange(out_channels).view(-1, 1) * channels + torch.arange(channels).view(1, -1)) * k * k
+    return index, base
+
+
 def subpixel_index(out_channels: int, channels: int, kernel_size: int) -> torch.Tensor:
     """Indices into ``cat(weight.flatten(), [0])`` that give the [4*out, 4*C, k', k'] sub-pixel kernel.
 
@@ -34,9 +43,7 @@ def subpixel_index(out_channels: int, channels: int, kernel_size: int) -> torch.
     half = k // 2
     radius = (half + 1) // 2
     size = 2 * radius + 1
-    zero = out_channels * channels * k * k
-    index = torch.full((out_channels * 4, channels * 4, size, size), zero, dtype=torch.long)
-    base = (torch.arange(out_channels).view(-1, 1) * channels + torch.arange(channels).view(1, -1)) * k * k
+    index, base = _blank_index(4, out_channels, channels, k, size)
     for i in range(SHUFFLE):
         for j in range(SHUFFLE):
             for a in range(SHUFFLE):
@@ -61,10 +68,7 @@ def strided_index(out_channels: int, channels: int, kernel_size: int) -> torch.T
     k = kernel_size
     half = k // 2
     pad = (half + 1) // 2
-    size = 2 * pad + 2
-    zero = out_channels * channels * k * k
-    index = torch.full((out_channels * 16, channels * 4, size, size), zero, dtype=torch.long)
-    base = (torch.arange(out_channels).view(-1, 1) * channels + torch.arange(channels).view(1, -1)) * k * k
+    index, base = _blank_index(16, out_channels, channels, k, 2 * pad + 2)
     for i in range(4):
         for j in range(4):
             for dy in range(-half, half + 1):
