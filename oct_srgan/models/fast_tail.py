@@ -117,8 +117,8 @@ def shifted_sum_conv(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor |
     with 100 at nearly full speed. The tap maps stay channels-last, as the 1x1 conv writes them:
     each tap adds its overlapping window into a channels-last output, so no layout change or padded
     copy of the maps is made (that copying took as long as the conv). Accumulated in fp32; used for
-    fp32 inference only (bf16 convs of 4 outputs are fast enough; training would keep every tap's
-    map for the backward pass).
+    fp32 inference only (in bf16 the maps' rounding adds error and the stride-2 form is faster;
+    training would keep every tap's map for the backward pass).
     """
     out_ch, _, k, _ = kernel.shape
     n, _, h, w = x.shape

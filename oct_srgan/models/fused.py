@@ -29,7 +29,7 @@ def can_fuse(device: torch.device | str) -> bool:
 class FusedConv2d(nn.Module):
     """A conv with an optional leaky-ReLU (one-slope PReLU) fused in, and an optional tensor added in place after it.
 
-    ``forward(x, other)`` equals ``act(conv(x) + other)`` (``other`` None: ``act(conv(x))``). Under
+    ``forward(x, other)`` equals ``act(conv(x)) + other`` (``other`` None: ``act(conv(x))``). Under
     CPU autocast the inputs are cast to the autocast dtype, as autocast does for ``conv2d``.
     """
 
@@ -49,14 +49,9 @@ class FusedConv2d(nn.Module):
             bias = bias.to(dtype) if bias is not None else None
             other = other.to(dtype) if other is not None else None
         args = (self.padding, self.stride, self.dilation, 1)
-        fused_act = self.slope is not None and other is None
-        unary, scalars = ("leaky_relu", [self.slope]) if fused_act else ("none", [])
+        unary, scalars = ("leaky_relu", [self.slope]) if self.slope is not None else ("none", [])
         out = torch.ops.mkldnn._convolution_pointwise(x, weight, bias, *args, unary, scalars, "")
-        if other is not None:
-            out.add_(other)
-            if self.slope is not None:
-                out = nn.functional.leaky_relu_(out, self.slope)
-        return out
+        return out if other is None else out.add_(other)
 
 
 class FusedResidualBlock(nn.Module):
