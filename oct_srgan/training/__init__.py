@@ -27,7 +27,7 @@ import torch
 from ..config import Config, check_config
 from ..devices import resolve_device
 from ..errors import TrainingError
-from .distributed import init_dist, release
+from .distributed import init_dist, release, wait_for_all
 from .sampler import StepBatchSampler
 from .state import Losses, Nets, build_extractor, make_losses, make_nets
 from .step import train_step
@@ -67,6 +67,7 @@ def train(
             with _determinism(cfg):
                 trainer = Trainer(cfg, Path(data_dir), Path(out_dir), dev, ranks, resume, progress, train_step)
                 result = trainer.run()
+            wait_for_all(ranks)
     finally:
         release(ranks)
     result.metrics.setdefault("train_seconds", time.perf_counter() - started)

@@ -44,6 +44,13 @@ def init_dist(device: torch.device) -> Dist:
     return Dist(rank=rank, world=world, local_rank=local_rank, owns_group=owns)
 
 
+def wait_for_all(ranks: Dist) -> None:
+    """Hold every rank until all have finished (rank 0 still exports after the loop): a rank that
+    tore the gloo group down under a busy peer was seen to abort (SIGABRT) at exit."""
+    if ranks.active:
+        dist.barrier()
+
+
 def release(ranks: Dist) -> None:
     """Leave the process group this job created (one made by the caller stays theirs)."""
     if ranks.owns_group and dist.is_initialized():
