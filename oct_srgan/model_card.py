@@ -77,8 +77,8 @@ def recipe_line(meta: dict[str, Any]) -> str:
     if float(p.get("loss.adversarial_weight", 0) or 0) > 0:
         loss += f" + {p.get('loss.adversarial')} adversarial x{p.get('loss.adversarial_weight')}"
     aug = ""
-    if float(p.get("data.input_gain", 0) or 0) or float(p.get("data.input_offset", 0) or 0):
-        aug = f", random input gain x(1 +- {p.get('data.input_gain')}) and offset +- {p.get('data.input_offset')}"
+    if float(p.get("data.gain", 0) or 0) or float(p.get("data.offset", 0) or 0):
+        aug = f", random gain x(1 +- {p.get('data.gain')}) and offset +- {p.get('data.offset')} of input and target alike"
     milestones = p.get("train.lr_milestones", "[]")
     schedule = f" (x{p.get('train.lr_gamma')} at steps {milestones})" if milestones not in ("[]", "", None) else " (constant)"
     return (f"- {meta.get('stage', '?')}: {loss}; {p.get('train.iterations')} updates of batch {p.get('train.batch_size')} "

@@ -63,6 +63,8 @@ MANIFEST_COLUMNS = [
     "is_reference",
     "ref_shift_y",
     "ref_shift_x",
+    "ref_gain",
+    "ref_offset",
 ]
 
 
@@ -78,6 +80,8 @@ class PrepareOptions:
     bscan_axis: int | None = None
     reference: str | None = None
     register: bool = True
+    # Fit each input's gain/offset against its reference (manifest ref_gain/ref_offset) for training.
+    intensity_match: bool = True
     degradation: DegradationConfig = field(default_factory=DegradationConfig)
 
 
@@ -199,13 +203,15 @@ class _Stager:
         is_ref = reference is not None and path == reference.path
         rows = []
         for b, hr in enumerate(pixels):
-            ref_name, shift = "", (0, 0)
+            ref_name, shift, match = "", (0, 0), (1.0, 0.0)
             if reference is not None:
                 hr, ref_hr, ref_name, shift = reference.pair(
                     path, scan_id, b, scan.pixels[b], hr, register_it=options.register and not is_ref,
                     scale=options.scale, axes=options.degradation.axes)
                 if ref_hr is not None:
                     _write_png16(gdir / ref_name, _to_u16(ref_hr))
+                if options.intensity_match and not is_ref:
+                    match = reference.intensity_fit(path, b, hr, ref_hr)
             hr16 = _to_u16(hr)
             hr_name = f"{scan_id}_{b:03d}_hr.png"
             _write_png16(gdir / hr_name, hr16)
@@ -217,7 +223,8 @@ class _Stager:
                 "row_spacing": geo.row_spacing, "col_spacing": geo.col_spacing, "slice_spacing": geo.slice_spacing,
                 "source_format": scan.source_format, "bit_depth": scan.bit_depth, "source_hash": source_hash,
                 "hr_sha256": hashlib.sha256(hr16.tobytes()).hexdigest(), "ref_path": ref_name, "is_reference": is_ref,
-                "ref_shift_y": shift[0], "ref_shift_x": shift[1],
+                "ref_shift_y": shift[0], "ref_shift_x": shift[1], "ref_gain": round(match[0], 6),
+                "ref_offset": round(match[1], 6),
             })
         return rows
 
@@ -368,6 +375,8 @@ def tracking_params(report: PrepareReport, options: PrepareOptions) -> dict[str,
         "reference": "yes" if options.reference else "no",
         "n_bscans_with_reference": int((m["ref_path"] != "").sum()),
         "register": options.register if options.reference else "n/a",
+        "intensity_match": options.intensity_match if options.reference else "n/a",
+        "ref_gain_range": (f"{m['ref_gain'].min():.3f}-{m['ref_gain'].max():.3f}" if len(m) else "n/a"),
         "max_abs_ref_shift_px": int(m[["ref_shift_y", "ref_shift_x"]].abs().to_numpy().max()) if len(m) else 0,
         "n_joined_group_pairs": len(report.joined),
     }

@@ -32,7 +32,11 @@ def preprocess(
     register: bool = typer.Option(
         True, "--register/--no-register", help="Align each input B-scan to its reference by an integer translation (phase correlation) and crop both to their overlap."
     ),
-    degradation: str = typer.Option("bicubic", "--degradation", help="bicubic | area"),
+    intensity_match: bool = typer.Option(
+        True, "--intensity-match/--no-intensity-match",
+        help="Fit each input's gain/offset against its reference (smoothed, over the retina) and record it, so training targets keep the input's grey levels.",
+    ),
+    degradation: str = typer.Option("bicubic", "--degradation", help="bicubic | area | decimate (strided sampling: native speckle)"),
     axes: str = typer.Option("both", "--axes", help="both | lateral (A-scan decimation only)"),
     speckle: float = typer.Option(0.0, "--speckle", help="Std of multiplicative speckle added to the LR (0 = none)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty --out."),
@@ -55,6 +59,7 @@ def preprocess(
         bscan_axis=bscan_axis,
         reference=reference,
         register=register,
+        intensity_match=intensity_match,
         degradation=deg,
     )
     import re
