@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -75,6 +76,10 @@ class PrepareOptions:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     seed: int = 0
+    # Leave-subjects-out cross-validation: fold ``fold`` of ``folds`` over the train+val groups is the
+    # test split, the plain split's test groups are left out (0 = no cross-validation).
+    folds: int = 0
+    fold: int = 0
     scale: int = 4
     group_pattern: str | None = None
     bscan_axis: int | None = None
@@ -237,6 +242,10 @@ def _place(tmp: Path, group_ids: dict[str, str], split_of: dict[str, str], rows_
     preview_hr: np.ndarray | None = None
     for group in sorted(group_ids):
         split, group_id = split_of[group], group_ids[group]
+        if split == "drop":
+            if (staging / group_id).is_dir():
+                shutil.rmtree(staging / group_id)
+            continue
         if (staging / group_id).is_dir():
             (tmp / split).mkdir(exist_ok=True)
             os.replace(staging / group_id, tmp / split / group_id)
@@ -344,13 +353,15 @@ def prepare_dataset(
         if not any(stager.rows_of.values()):
             raise DataError(f"no usable scan in {', '.join(map(str, roots))} ({len(stager.skipped)} file(s) skipped, "
                             "see the messages above)")
-        split_of = stager.joins.split(by_group, options.val_fraction, options.test_fraction, options.seed)
+        split_of = stager.joins.split(by_group, options.val_fraction, options.test_fraction, options.seed,
+                                      options.folds, options.fold)
         rows, preview_hr = _place(tmp, group_ids, split_of, stager.rows_of, degrade)
         manifest, dataset_hash = _write_tables(tmp, rows, options, stager)
         _write_preview(tmp / "preview.png", preview_hr, degrade, options)
     groups: dict[str, list[str]] = {s: [] for s in SPLITS}
     for g, s in sorted(split_of.items()):
-        groups[s].append(g)
+        if s in groups:
+            groups[s].append(g)
     return PrepareReport(out=out, dataset_hash=dataset_hash, manifest=manifest, skipped=stager.skipped, groups=groups,
                          preview=out / "preview.png", joined=_joined(by_group, stager.joins.shared))
 
@@ -361,6 +372,8 @@ def tracking_params(report: PrepareReport, options: PrepareOptions) -> dict[str,
     params: dict[str, object] = {
         "scale": options.scale,
         "seed": options.seed,
+        "folds": options.folds,
+        "fold": options.fold,
         "val_fraction": options.val_fraction,
         "test_fraction": options.test_fraction,
         "group_pattern": options.group_pattern or "parent-folder",

@@ -21,6 +21,8 @@ def preprocess(
     val_fraction: float = typer.Option(0.15, "--val-fraction", help="Fraction of groups (subjects) for validation."),
     test_fraction: float = typer.Option(0.15, "--test-fraction", help="Fraction of groups (subjects) for test."),
     seed: int = typer.Option(0, "--seed", help="Seed of the group split and of LR speckle."),
+    folds: int = typer.Option(0, "--folds", help="Cross-validation: split the train+val groups into this many folds (the plain split's test groups are left out)."),
+    fold: int = typer.Option(0, "--fold", help="Cross-validation: the fold (0-based) that becomes the test split."),
     scale: int = typer.Option(4, "--scale", help="Super-resolution factor of the LR pairs."),
     group_pattern: Optional[str] = typer.Option(
         None, "--group-pattern", help="Regex on the path relative to the input; group 1 (or the match) names the subject. Default: parent folder."
@@ -54,6 +56,8 @@ def preprocess(
         val_fraction=val_fraction,
         test_fraction=test_fraction,
         seed=seed,
+        folds=folds,
+        fold=fold,
         scale=scale,
         group_pattern=group_pattern,
         bscan_axis=bscan_axis,

@@ -1,6 +1,7 @@
 """Everything a run learns or resumes: networks, EMA, optimisers, loss terms, and their checkpoints.
 
-A run starts from scratch (stage srresnet), from an SRResNet (stage srgan, ``train.init_from``) or
+A run starts from scratch, from given generator weights (``train.init_from``: a fine-tune in stage
+srresnet, the SRResNet to start from in stage srgan, where it is required) or
 from its own newest intact checkpoint (``--resume``); a checkpoint holds every piece of state the
 loop does not recompute from ``(seed, step, rank)``, so resuming is exact.
 """
@@ -222,7 +223,7 @@ def build_nets(cfg: Config, spec: dict[str, Any], device: torch.device, amp_dtyp
         load_weights(generator, resume.state["generator"], resume.path)
         if disc is not None:
             load_weights(disc, resume.state["discriminator"], resume.path)
-    elif cfg.train.stage == "srgan":
+    elif cfg.train.init_from:
         _init_generator(generator, str(cfg.train.init_from), spec)
     nets = make_nets(cfg, generator, disc, device, amp_dtype)
     if resume is not None:

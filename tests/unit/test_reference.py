@@ -164,3 +164,28 @@ def test_a_shift_too_large_for_one_location_is_refused_naming_both_files(tmp_pat
     src = _shifted_pair(tmp_path, 5, 200, np.s_[0:120, 0:120], np.s_[40:160, 0:120])
     with pytest.raises(DataError, match=r"scan\.png.*average\.png.*shift of"):
         prepare_dataset([src], tmp_path / "out", PrepareOptions(val_fraction=0, test_fraction=0, reference="average"))
+
+
+def _retina_like(seed: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:96, 0:128]
+    band = 0.1 + 0.7 * np.exp(-((yy - 48) / 12.0) ** 2) * (1 + 0.2 * np.sin(xx / 7.0))
+    return np.clip(band * np.random.default_rng(seed).gamma(30.0, 1 / 30.0, size=band.shape), 0, 1)
+
+
+@pytest.mark.parametrize("match", [True, False])
+def test_preprocess_records_each_inputs_gain_and_offset(tmp_path: Path, match: bool) -> None:
+    """The manifest holds the fitted gain/offset of input vs reference; --no-intensity-match records none."""
+    from PIL import Image
+
+    folder = tmp_path / "src" / "s1"
+    folder.mkdir(parents=True)
+    reference = np.clip(_retina_like(0), 0, 1)
+    Image.fromarray(np.round(reference * 255).astype(np.uint8)).save(folder / "average.png")
+    Image.fromarray(np.round(np.clip(0.75 * reference + 0.06, 0, 1) * 255).astype(np.uint8)).save(folder / "scan.png")
+    report = prepare_dataset([tmp_path / "src"], tmp_path / "out", PrepareOptions(
+        val_fraction=0, test_fraction=0, reference="average", intensity_match=match))
+    row = report.manifest[~report.manifest["is_reference"].astype(bool)].iloc[0]
+    if match:
+        assert row["ref_gain"] == pytest.approx(0.75, abs=0.02) and row["ref_offset"] == pytest.approx(0.06, abs=0.01)
+    else:
+        assert (row["ref_gain"], row["ref_offset"]) == (1.0, 0.0)
