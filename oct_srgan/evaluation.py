@@ -33,6 +33,7 @@ from oct_srgan.errors import DataError, ModelError
 from oct_srgan.inference import DEFAULT_OVERLAP, DEFAULT_TILE, SRInferer
 from oct_srgan.loading import LoadedModel
 from oct_srgan.metrics import quantize
+from oct_srgan.protocols import headline_metrics, protocol_rows, protocol_table, write_protocols
 from oct_srgan.scoring import EvaluationResult, evaluate_items, methods_for, optional_extractor, table_mean
 from oct_srgan.transforms import downscale
 
@@ -108,6 +109,8 @@ class Evaluation:
                 f"{table_mean(table, 'bicubic', 'ssim'):.3f} (gain {gain['mean']:+.2f} dB, 95% CI over "
                 f"B-scans [{gain['ci_low']:+.2f}, {gain['ci_high']:+.2f}]) on {self.n_images} images"
             )
+        if result.protocols is not None:
+            lines.append((self.out / "protocols.md").read_text())
         lines.append(f"tables and figures in {self.out}; MLflow run {self.run_id}")
         if self.registered_uri:
             lines.append(f"metrics recorded on {self.registered_uri}{' (alias @evaluated)' if self.alias else ''}")
@@ -245,9 +248,12 @@ def _evaluate(model: ModelUnderTest, items: list[dict[str, Any]], protocol: _Pro
         from tqdm import tqdm
 
         with tqdm(total=len(items), desc="evaluate", unit="img", disable=not options.progress, dynamic_ncols=True) as bar:
-            return evaluate_items(items, methods, out, shave=protocol.shave, y_channel=protocol.y_channel,
-                                  quantize_bits=protocol.bits, extractor=extractor, figures=options.figures, title=name,
-                                  progress=lambda done, total: bar.update(done - bar.n))
+            result = evaluate_items(items, methods, out, shave=protocol.shave, y_channel=protocol.y_channel,
+                                    quantize_bits=protocol.bits, extractor=extractor, figures=options.figures, title=name,
+                                    progress=lambda done, total: bar.update(done - bar.n))
+        if protocol.dataset is not None:
+            _score_protocols(result, items, methods["model"], model.model, protocol.shave, out)
+        return result
 
     missing = note if extractor is None else None
     if not options.track:
@@ -255,6 +261,15 @@ def _evaluate(model: ModelUnderTest, items: list[dict[str, Any]], protocol: _Pro
     result, run_id, record = _tracked(model, len(items), protocol, options, name, note, score)
     return Evaluation(result, out, len(items), run_id, missing, record.registered_uri if record else None,
                       alias=protocol.dataset is not None and protocol.split == "test")
+
+
+def _score_protocols(result: EvaluationResult, items: list[dict[str, Any]], run_model: Callable[[torch.Tensor], torch.Tensor],
+                     loaded: LoadedModel, shave: int, out: Path) -> None:
+    """The three-protocol table (LR made on the fly from the noisy inputs) beside the split's own tables."""
+    rows = protocol_rows(items, run_model, loaded.axes, loaded.scale, shave)
+    if len(rows):
+        result.protocols = protocol_table(rows)
+        result.files.update(write_protocols(result.protocols, out))
 
 
 def _tracked(model: ModelUnderTest, n_images: int, protocol: _Protocol, options: EvalOptions, name: str, note: str,
@@ -313,4 +328,6 @@ def _log_results(model: ModelUnderTest, n_images: int, protocol: _Protocol, opti
         if target_name == result.target:
             headline = {k: v for k, v in metrics.items() if k.split(".")[0] in HEADLINE_METHODS}
         tracking.log_metrics({k: v for k, v in metrics.items() if k not in headline}, dataset=lineage)
+    if result.protocols is not None:
+        tracking.log_metrics(headline_metrics(result.protocols, protocol.split or "eval"), dataset=lineage)
     return headline

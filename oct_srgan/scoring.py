@@ -40,6 +40,7 @@ class EvaluationResult:
     target: str = "self"
     summaries: dict[str, pd.DataFrame] = field(default_factory=dict)
     subject_summaries: dict[str, pd.DataFrame] = field(default_factory=dict)
+    protocols: pd.DataFrame | None = None
 
     def mean(self, method: str, metric: str) -> float:
         return table_mean(self.summary, method, metric)
