@@ -1,8 +1,10 @@
-"""Issue 9 sweep: corrupt, hostile and oversized inputs through every command; never a traceback.
+"""Hardening sweeps: corrupt, hostile and oversized inputs through every command; never a traceback.
 
 Each case must fail with a specific one-line error (exit != 0), not the catch-all 'unexpected'.
-Cases: truncated/garbled DICOM, PNG, TIFF, NIfTI; bomb headers per format; corrupt dataset
+Round one: truncated/garbled DICOM, PNG, TIFF, NIfTI; bomb headers per format; corrupt dataset
 files; corrupt/foreign/pickled checkpoints; unwritable and full (simulated ENOSPC) output.
+Round two: output folders that are, contain or lie inside an input (never a deleted scan),
+enhance never re-enhancing its own outputs, and the cases that follow them below.
 """
 
 from __future__ import annotations
@@ -179,3 +181,63 @@ def test_full_disk_in_every_writing_command_is_one_line(inputs, tmp_path: Path, 
         assert result.exit_code != 0 and "Traceback" not in result.output, result.output
         assert "No space left on device" in result.output
         assert not (tmp_path / args[3]).exists() or not any((tmp_path / args[3]).iterdir())
+
+
+def _scan_folder(root: Path, names: tuple[str, ...] = ("a", "b")) -> dict[Path, bytes]:
+    """Small 8-bit PNG scans under ``root`` plus an unrelated file; their bytes, to prove none was lost."""
+    root.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        (root / name).mkdir(exist_ok=True)
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (32, 40), dtype=np.uint8)).save(root / name / "s.png")
+    (root / "notes.txt").write_text("keep me")
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+OVERLAPS = [("scans", "scans"), ("data/scans", "data"), (".", "."), ("scans", "scans/out")]
+
+
+@pytest.mark.parametrize(("source", "out"), OVERLAPS)
+def test_preprocess_never_replaces_an_input_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   source: str, out: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    before = _scan_folder(tmp_path / source)
+    result = CliRunner().invoke(app, ["preprocess", source, "--out", out, "--overwrite", "--no-progress"])
+    assert result.exit_code == 2 and "unexpected" not in result.output, result.output
+    assert result.output.startswith("error: ") and "input" in result.output
+    assert {p: p.read_bytes() for p in before} == before
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_train_and_evaluate_refuse_an_output_folder_that_is_the_dataset(inputs, command: str,
+                                                                        tiny_generator_file: Path) -> None:
+    data = inputs["datasets"]["no_hash"].parent / "good"
+    before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    args = (["train", "-c", str(SMOKE), "-d", str(data), "-o", str(data), "--overwrite", *sum((["--set", s] for s in TINY), [])]
+            if command == "train" else
+            ["evaluate", "--data", str(data), "--model", str(tiny_generator_file), "-o", str(data), "--overwrite"])
+    result = CliRunner().invoke(app, [*args, "--no-progress"])
+    assert result.exit_code == 2 and result.output.startswith("error: ") and "input" in result.output, result.output
+    assert {p: p.read_bytes() for p in before} == before
+
+
+@pytest.mark.parametrize("out", ["scans/enhanced", None])
+def test_enhance_twice_never_enhances_its_own_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     tiny_generator_file: Path, out: str | None) -> None:
+    _scan_folder(tmp_path / "scans", ("a",))
+    monkeypatch.chdir(tmp_path / "scans" if out is None else tmp_path)
+    source = "." if out is None else "scans"
+    args = ["enhance", source, "--model", str(tiny_generator_file), "--no-progress", "--device", "cpu",
+            *([] if out is None else ["-o", out])]
+    first, second = CliRunner().invoke(app, args), CliRunner().invoke(app, [*args, "--overwrite"])
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    written = sorted(p.name for p in (tmp_path / "scans" / "enhanced").iterdir())
+    assert written == ["s_sr.png"], written
+    assert "_sr_sr" not in second.output
+
+
+def test_enhance_refuses_the_input_folder_as_output(tmp_path: Path, tiny_generator_file: Path) -> None:
+    before = _scan_folder(tmp_path / "scans")
+    result = CliRunner().invoke(app, ["enhance", str(tmp_path / "scans"), "-o", str(tmp_path / "scans"),
+                                      "--model", str(tiny_generator_file), "--no-progress"])
+    assert result.exit_code == 2 and result.output.startswith("error: ") and "input folder" in result.output, result.output
+    assert {p for p in (tmp_path / "scans").rglob("*") if p.is_file()} == set(before)
