@@ -241,3 +241,89 @@ def test_enhance_refuses_the_input_folder_as_output(tmp_path: Path, tiny_generat
                                       "--model", str(tiny_generator_file), "--no-progress"])
     assert result.exit_code == 2 and result.output.startswith("error: ") and "input folder" in result.output, result.output
     assert {p for p in (tmp_path / "scans").rglob("*") if p.is_file()} == set(before)
+
+
+BAD_OPTIONS = [
+    ["serve", "--max-upload-mb", "nan"], ["serve", "--max-upload-mb", "inf"], ["serve", "--port", "99999"],
+    ["serve", "--max-pixels", "-1"], ["enhance", "x.png", "--batch-size", "0"], ["enhance", "x.png", "--tile", "-5"],
+    ["enhance", "x.png", "--tile", "64", "--overlap", "999"], ["enhance", "x.png", "--overlap", "999"],
+    ["ui", "--port", "99999"],
+]
+
+
+@pytest.mark.parametrize("args", BAD_OPTIONS, ids=" ".join)
+def test_bad_option_values_are_one_line_before_any_work(args: list[str]) -> None:
+    result = CliRunner().invoke(app, args)
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "unexpected" not in result.output and args[-2] in lines[0]
+
+
+def _served(tmp_path: Path, **options):  # type: ignore[no-untyped-def]
+    from oct_srgan import serving
+    from tests.helpers.serving import tiny_model
+
+    return serving.create_app(tiny_model(tmp_path / "tiny.pt"), tile=0, **options)
+
+
+def _png(seed: int, side: int = 24) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (side, side), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_serve_full_refuses_before_reading_the_body_and_ids_say_nothing(tmp_path: Path) -> None:
+    import hashlib
+    import http.client
+    import urllib.parse
+
+    from oct_srgan import serving
+    from tests.helpers.serving import call, upload
+
+    web_app = _served(tmp_path)
+    with serving.background(web_app) as base:
+        data = _png(0)
+        ids = [upload(base, data)[1]["id"] for _ in range(serving.MAX_SCANS)]
+        assert len(set(ids)) == serving.MAX_SCANS and hashlib.sha256(data).hexdigest() not in ids
+        assert call(base, "GET", f"/api/scans/{hashlib.sha256(data).hexdigest()}")[0] == 404
+        url = urllib.parse.urlsplit(base)
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+        conn.putrequest("POST", "/api/scans")
+        conn.putheader("Content-Type", "application/octet-stream")
+        conn.putheader("Content-Length", str(15 * 2**20))
+        conn.endheaders()  # no body is ever sent: the answer must not wait for it
+        response = conn.getresponse()
+        assert response.status == 429
+        conn.close()
+        assert sorted(p.name for p in web_app.state.service.workdir.iterdir()) == sorted(f"{i}.png" for i in ids)
+        big = "9" * 5000
+        assert call(base, "GET", f"/api/scans/{ids[0]}/metrics/{big}")[0] == 404
+
+
+def test_serve_finished_results_outlive_other_users_uploads(tmp_path: Path) -> None:
+    from oct_srgan import serving
+    from tests.helpers.serving import call, upload, wait_done
+
+    web_app = _served(tmp_path, keep_s=(600.0, 0.0))
+    with serving.background(web_app) as base:
+        mine = [upload(base, _png(i))[1]["id"] for i in range(2)]
+        for scan_id in mine:
+            assert call(base, "POST", f"/api/scans/{scan_id}/process?mode=enhance")[0] == 202
+            assert wait_done(base, scan_id)["state"] == "done"
+        answers = [upload(base, _png(100 + i))[0] for i in range(serving.MAX_SCANS)]
+        assert answers.count(429) == 2
+        assert all(call(base, "GET", f"/api/scans/{i}/download")[0] == 200 for i in mine)
+
+
+def test_serve_check_by_one_user_never_cancels_anothers_enhance(tmp_path: Path) -> None:
+    from oct_srgan import serving
+    from tests.helpers.serving import call, upload, wait_done
+
+    with serving.background(_served(tmp_path)) as base:
+        data = _png(7, 64)
+        a, b = upload(base, data)[1]["id"], upload(base, data)[1]["id"]
+        assert call(base, "POST", f"/api/scans/{a}/process?mode=enhance")[0] == 202
+        assert call(base, "POST", f"/api/scans/{b}/process?mode=check")[0] == 202
+        assert wait_done(base, a)["state"] == "done" and wait_done(base, b)["state"] == "done"
