@@ -327,3 +327,22 @@ def test_serve_check_by_one_user_never_cancels_anothers_enhance(tmp_path: Path) 
         assert call(base, "POST", f"/api/scans/{a}/process?mode=enhance")[0] == 202
         assert call(base, "POST", f"/api/scans/{b}/process?mode=check")[0] == 202
         assert wait_done(base, a)["state"] == "done" and wait_done(base, b)["state"] == "done"
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"model_spec": {"channels": 200000}}, "shape"), ({"model_spec": [1]}, "model_spec is a list"),
+    ({"state_dict": "x"}, "state_dict is a str"), ({"meta": "x"}, "meta is a str"),
+])
+def test_model_file_spec_is_checked_against_its_weights_first(tmp_path: Path, tiny_generator_file: Path,
+                                                              change: dict, expected: str) -> None:
+    import resource
+
+    state = torch.load(tiny_generator_file, weights_only=True)
+    if isinstance(change.get("model_spec"), dict):
+        change = {"model_spec": {**state["model_spec"], **change["model_spec"]}}
+    torch.save({**state, **change}, tmp_path / "g.pt")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = CliRunner().invoke(app, ["enhance", str(FORMATS / "oct_bscan16_s14.png"), "-o", str(tmp_path / "o"),
+                                      "--model", str(tmp_path / "g.pt"), "--no-progress"])
+    assert result.exit_code == 2 and expected in result.output and "unexpected" not in result.output, result.output
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB: no 1.85 GB net built
