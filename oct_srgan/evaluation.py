@@ -30,6 +30,7 @@ from PIL import Image
 
 from oct_srgan.data import DatasetInfo, check_model_degradation, eval_items
 from oct_srgan.errors import DataError, ModelError
+from oct_srgan.fsutil import refuse_overlap
 from oct_srgan.inference import DEFAULT_OVERLAP, DEFAULT_TILE, SRInferer
 from oct_srgan.loading import LoadedModel
 from oct_srgan.metrics import quantize
@@ -239,6 +240,8 @@ def _evaluate(model: ModelUnderTest, items: list[dict[str, Any]], protocol: _Pro
     """Score ``items`` into the output folder, inside an MLflow run when ``options.track``."""
     name = f"{protocol.name}-{model_label(model.name)}"
     out = options.out or Path("outputs") / "evaluate" / name
+    if protocol.dataset is not None:
+        refuse_overlap(out, [protocol.dataset.root])
     if out.exists() and any(out.iterdir()) and not options.overwrite:
         raise DataError(f"{out}: output folder exists (results of an earlier evaluation); pass --overwrite to replace it or choose another --out")
     extractor, note = optional_extractor(options.extractor_weights, model.model.channels) if options.content else (None, "")

@@ -35,7 +35,7 @@ from oct_srgan.config import DegradationConfig
 from oct_srgan.enums import Split, values
 from oct_srgan.errors import DataError, ScanError
 from oct_srgan.figures import degradation_preview, save_figure
-from oct_srgan.fsutil import atomic_dir
+from oct_srgan.fsutil import atomic_dir, refuse_overlap
 from oct_srgan.io import Scan, find_scans, read_scan
 from oct_srgan.pairing import Reference, SourceScan, crop_to_scale, find_reference
 from oct_srgan.splitting import ContentJoins, check_fractions, content_key, dataset_key, group_of, keyed_id
@@ -328,6 +328,7 @@ def prepare_dataset(
     """
     options = options or PrepareOptions()
     out = Path(out)
+    refuse_overlap(out, inputs)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise DataError(f"{out}: output exists and is not empty (use --overwrite to replace it)")
     if options.scale < 1:

@@ -75,8 +75,14 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def user_errors(fn: F) -> F:
-    """Run a stage command so a library error reaches the user as ``error: <one line>``, never a traceback."""
+def user_errors(fn: F | None = None, *, keep_memory: bool = True) -> Any:
+    """Run a stage command so a library error reaches the user as ``error: <one line>``, never a traceback.
+
+    ``keep_memory`` applies the allocator settings that keep freed memory for the next pass (fast
+    batch work); a long-running server passes False so its memory settles after each job.
+    """
+    if fn is None:
+        return functools.partial(user_errors, keep_memory=keep_memory)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -85,7 +91,8 @@ def user_errors(fn: F) -> F:
         from oct_srgan.errors import OctSrganError
 
         quiet()
-        keep_freed_memory()
+        if keep_memory:
+            keep_freed_memory()
         try:
             return fn(*args, **kwargs)
         except (OctSrganError, ConfigError) as exc:

@@ -16,6 +16,7 @@ import torch
 
 from .. import io as scan_io
 from ..enums import InferencePrecision, look_up_option
+from ..fsutil import overlap_of
 from ..errors import ModelError, OctSrganError, ScanError, WriteError
 from ..loading import LoadedModel, load_model
 from ..precision import choose_inference_precision
@@ -121,15 +122,30 @@ def output_plan(inputs: list[Path], out: Path, suffix: str = "_sr") -> Path | No
     return out
 
 
-def _found_scans(inputs: list[Path], report: EnhanceReport) -> list[Path]:
-    """Every scan file under ``inputs`` once, in order; an input that cannot be searched is skipped."""
+def _found_scans(inputs: list[Path], report: EnhanceReport, out_dir: Path | None) -> list[Path]:
+    """Every scan file under ``inputs`` once, in order, except those a folder search finds in ``out_dir``.
+
+    An input that cannot be searched is skipped; ``enhance . -o enhanced`` run twice thus never
+    enhances its own outputs again.
+    """
     found: dict[Path, None] = {}
     for item in inputs:
         try:
             found.update(dict.fromkeys(scan_io.find_scans([item])))
         except ScanError as exc:
             report.skipped.append((Path(item), str(exc)))
-    return list(found)
+    if out_dir is None:
+        return list(found)
+    outputs, named = out_dir.resolve(), {Path(p) for p in inputs}
+    return [p for p in found if p in named or outputs not in p.resolve().parents]
+
+
+def _refuse_input_folder(inputs: list[Path], out_dir: Path) -> None:
+    """Refuse an output folder that is or contains an input folder: its outputs would be inputs next time."""
+    hit = overlap_of(out_dir, [p for p in inputs if Path(p).is_dir()])
+    if hit is not None and hit[1] != "lies inside":
+        raise OctSrganError(f"{out_dir}: -o {hit[1]} the input folder {hit[0]}; choose an output folder apart from it "
+                            "(a folder inside it is fine)")
 
 
 def _output_target(path: Path, out_dir: Path, out_file: Path | None, suffix: str, overwrite: bool,
@@ -190,8 +206,10 @@ def enhance_files(
     out_file = output_plan([Path(p) for p in inputs], out_dir, suffix)
     if out_file is not None:
         out_dir = out_file.parent
+    else:
+        _refuse_input_folder(inputs, out_dir)
     report = EnhanceReport()
-    found = _found_scans(inputs, report)
+    found = _found_scans(inputs, report, None if out_file is not None else out_dir)
     _check_writable(out_dir)
     report.model = loaded = load_model(model, device)
     inferer = SRInferer(loaded, tile=tile, overlap=overlap, batch_size=batch_size, device=device,

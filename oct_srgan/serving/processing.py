@@ -11,6 +11,7 @@ import torch
 from .. import metrics
 from ..inference import DEFAULT_OVERLAP, SRInferer
 from ..loading import LoadedModel
+from ..scaling import scale_factors
 from ..transforms import Degraded, upscale_bicubic
 from .errors import Cancelled, UserError
 from .jobs import Job
@@ -28,6 +29,12 @@ class ModelRunner:
         # Check mode degrades the way the model was trained (design.md, "One owner for the degradation").
         recorded = model.degradation or {}
         self.degradation = {"mode": str(recorded.get("mode", "bicubic")), "speckle": float(recorded.get("speckle", 0.0))}
+
+    @property
+    def area_factor(self) -> int:
+        """Output samples per input sample (16 for x4 in both axes, 4 for lateral-only)."""
+        fh, fw = scale_factors(self.scale, self.axes)
+        return fh * fw
 
     @property
     def derivation(self) -> str:
