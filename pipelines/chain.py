@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import subprocess
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from oct_srgan.pipelines.common import fail, user_errors
+from oct_srgan.processes import run_child
 
 app = typer.Typer(add_completion=False)
 
@@ -18,9 +19,12 @@ app = typer.Typer(add_completion=False)
 def _stage(args: list[str], env: dict[str, str]) -> None:
     """Run one stage as its own process (so each gets a clean MLflow run) and stop the chain if it fails."""
     typer.echo(f"\n$ oct-srgan {' '.join(args)}")
-    code = subprocess.call([sys.executable, "-m", "oct_srgan.pipelines.cli", *args], env=env)
-    if code != 0:
-        raise fail(f"stage '{args[0]}' failed with exit code {code}; earlier outputs are kept", code)
+    ended = run_child([sys.executable, "-m", "oct_srgan.pipelines.cli", *args], env=env)
+    if ended.stopped_by is not None:
+        name = signal.Signals(ended.stopped_by).name
+        raise fail(f"stopped by {name} during stage '{args[0]}'; earlier outputs are kept", ended.exit_code)
+    if ended.code != 0:
+        raise fail(f"stage '{args[0]}' failed with exit code {ended.exit_code}; earlier outputs are kept", ended.exit_code)
 
 
 @app.command()

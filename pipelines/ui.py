@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import typer
 
 from oct_srgan.pipelines.common import user_errors
+from oct_srgan.processes import run_child
 
 app = typer.Typer(add_completion=False)
 
@@ -28,10 +28,9 @@ def ui(
     if local is not None:
         tracking.experiment_id()
         cmd += ["--default-artifact-root", (local / "artifacts").as_uri(), "--workers", "1"]
-    typer.echo(f"MLflow UI for {uri} at http://{host}:{port}  (Ctrl+C to stop)")
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    try:
-        code = subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
-        code = 0
-    raise typer.Exit(code)
+    typer.echo(f"MLflow UI for {uri} at http://{host}:{port}  (Ctrl+C or kill to stop)")
+    ended = run_child(cmd, env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+    if ended.stopped_by is not None:
+        typer.echo("MLflow UI stopped")
+        raise typer.Exit(0)
+    raise typer.Exit(ended.code)
