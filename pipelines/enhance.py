@@ -28,7 +28,7 @@ def enhance(
     precision: InferencePrecision = typer.Option(InferencePrecision.auto, "--precision", help="auto | fp32 | bf16 (auto: bf16 only with native bf16 and 8-bit output; bf16 ~7.5e-3 max error)."),
     compare: bool = typer.Option(False, "--compare", help="Also write a bicubic | SR side-by-side PNG."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar (it counts tiles, or B-scans when untiled)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar (it counts tiles, or B-scans when untiled, then each B-scan written)."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", help="Largest decoded scan (samples over all B-scans) read; 0 = no limit."),
 ) -> None:
     """Super-resolve scans 4x, keeping format, bit depth and geometry (spacing / affine updated)."""
