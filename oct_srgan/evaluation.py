@@ -32,7 +32,7 @@ from oct_srgan.data import DatasetInfo, check_model_degradation, eval_items
 from oct_srgan.errors import DataError, ModelError
 from oct_srgan.inference import DEFAULT_OVERLAP, DEFAULT_TILE, SRInferer
 from oct_srgan.loading import LoadedModel
-from oct_srgan.metrics import quantize
+from oct_srgan.metrics import interval_text, quantize
 from oct_srgan.scoring import EvaluationResult, evaluate_items, methods_for, optional_extractor, table_mean
 from oct_srgan.transforms import downscale
 
@@ -106,7 +106,8 @@ class Evaluation:
                 f"against the {label}: model {table_mean(table, 'model', 'psnr'):.2f} dB / SSIM "
                 f"{table_mean(table, 'model', 'ssim'):.3f} vs bicubic {table_mean(table, 'bicubic', 'psnr'):.2f} dB / "
                 f"{table_mean(table, 'bicubic', 'ssim'):.3f} (gain {gain['mean']:+.2f} dB, 95% CI over "
-                f"B-scans [{gain['ci_low']:+.2f}, {gain['ci_high']:+.2f}]) on {self.n_images} images"
+                f"B-scans {interval_text(gain['ci_low'], gain['ci_high'], int(gain['n']), '+.2f', 'B-scans')}) "
+                f"on {self.n_images} images"
             )
         lines.append(f"tables and figures in {self.out}; MLflow run {self.run_id}")
         if self.registered_uri:
