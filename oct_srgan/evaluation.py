@@ -16,6 +16,7 @@ registered version. ``oct-srgan evaluate`` and the model card (:mod:`oct_srgan.m
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Callable
@@ -151,6 +152,15 @@ def model_label(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:60] or "model"
 
 
+def evaluation_run_name(model: str, protocol_name: str) -> str:
+    """``<model>-eval-<split or benchmark>``: the model first, within 19 characters (a longer label is cut
+    to 12 and a digest of the whole), so two models' runs differ where MLflow's run lists cut names."""
+    label = model_label(model)
+    if len(label) > 19:
+        label = f"{label[:12]}-{hashlib.sha256(label.encode()).hexdigest()[:6]}"
+    return f"{label}-eval-{protocol_name}"
+
+
 def _model_record(model: ModelUnderTest) -> ModelRecord | None:
     """The MLflow LoggedModel / registered version the evaluated weights came from, if any."""
     from oct_srgan.mlflow_model import find_model_record
@@ -272,7 +282,7 @@ def _tracked(model: ModelUnderTest, n_images: int, protocol: _Protocol, options:
     dataset, split = protocol.dataset, protocol.split
     if dataset is not None:
         tags["dataset_hash"] = dataset.dataset_hash
-    with tracking.run("evaluate", f"evaluate-{name}", tags=tags) as run:
+    with tracking.run("evaluate", evaluation_run_name(model.name, protocol.name), tags=tags) as run:
         lineage = tracking.log_dataset_splits(dataset.manifest, dataset.dataset_hash, (split,)).get(split) if dataset is not None else None
         result = score()
         headline = _log_results(model, n_images, protocol, options, note, result, lineage)

@@ -42,6 +42,7 @@ def chain(
 ) -> None:
     """preprocess → train → evaluate → enhance, nested under one MLflow parent run."""
     from oct_srgan import tracking
+    from oct_srgan.chain_run import record_chain
     from oct_srgan.config import resolve_config
 
     cfg = resolve_config(config or ("oct_x4_srresnet" if full else "smoke"))
@@ -58,11 +59,13 @@ def chain(
             _stage(["evaluate", "--model", "default", "--data", str(data), "--split", "test", "--out", str(out / "evaluate" / "default"), "--overwrite", "--device", device], env)
         enhance_model = str(model) if full or config else "default"
         _stage(["enhance", *map(str, enhance_input), "--out", str(out / "enhanced"), "--model", enhance_model, "--overwrite", "--compare", "--device", device], env)
+        labels = (name, *([] if full or config else ["default"]))
+        record_chain(data, {label: out / "evaluate" / label for label in labels}, model)
     from oct_srgan.evaluation import headline
 
     target = "against the clean references" if reference else "against the test scans themselves"
     typer.echo(f"\ntest subjects, {target}:")
-    for label in (name, *([] if full or config else ["default"])):
+    for label in labels:
         typer.echo(f"  {label + ' model':<22} {headline(out / 'evaluate' / label)}")
     typer.echo(
         f"\ndone. dataset: {data}  model: {model}  evaluation: {out / 'evaluate' / name}  enhanced scans: {out / 'enhanced'}\n"
