@@ -20,6 +20,7 @@ from ..errors import ModelError, OctSrganError, ScanError, WriteError
 from ..loading import LoadedModel, load_model
 from ..precision import choose_inference_precision
 from ..scaling import scale_factors
+from .distributed import Share
 from .inferer import SRInferer
 from .tiling import DEFAULT_OVERLAP
 
@@ -200,6 +201,7 @@ def enhance_files(
     notify: Callable[[str], None] | None = None,
     suffix: str = "_sr",
     on_start: Callable[[Path, int, str], None] | None = None,
+    share: Share = Share(),
 ) -> EnhanceReport:
     """Enhance every scan found under ``inputs`` into ``out_dir`` (default ``./enhanced``).
 
@@ -213,6 +215,7 @@ def enhance_files(
     and whether the computing counts tiles or B-scans before the first step (see :func:`enhance_scan`).
     ``precision`` "auto" picks per file by :func:`oct_srgan.precision.choose_inference_precision`
     (bf16 only with native bf16 and 8-bit output); ``notify`` receives one line saying what it chose.
+    ``share`` (a ``torchrun`` rank) enhances only its part of the planned files (see ``distributed``).
     """
     look_up_option(precision, InferencePrecision, "precision")
     out_dir = Path(out_dir) if out_dir is not None else Path("enhanced")
@@ -227,8 +230,8 @@ def enhance_files(
                         precision="fp32" if precision == "auto" else precision)
     derivation = f"oct-srgan x{loaded.scale} super-resolution (model {loaded.source})"
     claimed: dict[Path, Path] = {}
-    for path in found:
-        target, reason = _output_target(path, out_dir, out_file, suffix, overwrite, claimed)
+    plan = [(path, *_output_target(path, out_dir, out_file, suffix, overwrite, claimed)) for path in found]
+    for path, target, reason in share.take(plan):
         if reason is not None:
             report.skipped.append((path, reason))
             continue
