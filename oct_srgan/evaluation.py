@@ -16,6 +16,7 @@ registered version. ``oct-srgan evaluate`` and the model card (:mod:`oct_srgan.m
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from oct_srgan.errors import DataError, ModelError
 from oct_srgan.fsutil import refuse_overlap
 from oct_srgan.inference import DEFAULT_OVERLAP, DEFAULT_TILE, SRInferer
 from oct_srgan.loading import LoadedModel
-from oct_srgan.metrics import quantize
+from oct_srgan.metrics import interval_text, quantize
 from oct_srgan.protocols import headline_metrics, protocol_rows, protocol_table, write_protocols
 from oct_srgan.scoring import EvaluationResult, evaluate_items, methods_for, optional_extractor, table_mean
 from oct_srgan.transforms import downscale
@@ -108,7 +109,8 @@ class Evaluation:
                 f"against the {label}: model {table_mean(table, 'model', 'psnr'):.2f} dB / SSIM "
                 f"{table_mean(table, 'model', 'ssim'):.3f} vs bicubic {table_mean(table, 'bicubic', 'psnr'):.2f} dB / "
                 f"{table_mean(table, 'bicubic', 'ssim'):.3f} (gain {gain['mean']:+.2f} dB, 95% CI over "
-                f"B-scans [{gain['ci_low']:+.2f}, {gain['ci_high']:+.2f}]) on {self.n_images} images"
+                f"B-scans {interval_text(gain['ci_low'], gain['ci_high'], int(gain['n']), '+.2f', 'B-scans')}) "
+                f"on {self.n_images} images"
             )
         if result.protocols is not None:
             lines.append((self.out / "protocols.md").read_text())
@@ -152,6 +154,15 @@ def model_label(model: str) -> str:
         path = Path(text)
         text = f"{path.parent.name}-{path.stem}" if path.parent.name not in ("", ".") else path.stem
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:60] or "model"
+
+
+def evaluation_run_name(model: str, protocol_name: str) -> str:
+    """``<model>-eval-<split or benchmark>``: the model first, within 19 characters (a longer label is cut
+    to 12 and a digest of the whole), so two models' runs differ where MLflow's run lists cut names."""
+    label = model_label(model)
+    if len(label) > 19:
+        label = f"{label[:12]}-{hashlib.sha256(label.encode()).hexdigest()[:6]}"
+    return f"{label}-eval-{protocol_name}"
 
 
 def _model_record(model: ModelUnderTest) -> ModelRecord | None:
@@ -289,7 +300,7 @@ def _tracked(model: ModelUnderTest, n_images: int, protocol: _Protocol, options:
     dataset, split = protocol.dataset, protocol.split
     if dataset is not None:
         tags["dataset_hash"] = dataset.dataset_hash
-    with tracking.run("evaluate", f"evaluate-{name}", tags=tags) as run:
+    with tracking.run("evaluate", evaluation_run_name(model.name, protocol.name), tags=tags) as run:
         lineage = tracking.log_dataset_splits(dataset.manifest, dataset.dataset_hash, (split,)).get(split) if dataset is not None else None
         result = score()
         headline = _log_results(model, n_images, protocol, options, note, result, lineage)

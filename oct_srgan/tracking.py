@@ -185,6 +185,14 @@ def log_image_file(image_path: str | Path, artifact_file: str) -> None:
         mlflow.log_artifact(str(target), artifact_path=str(Path(artifact_file).parent) or None)
 
 
+def log_model_output(model_id: str, step: int = 0) -> None:
+    """Record a LoggedModel as an output of the active run: MLflow lists it on the run's page."""
+    import mlflow
+    from mlflow.entities import LoggedModelOutput
+
+    mlflow.MlflowClient().log_outputs(active_run_id(), [LoggedModelOutput(model_id, step)])
+
+
 def active_run_id() -> str | None:
     import mlflow
 

@@ -6,6 +6,7 @@ import enum
 import functools
 import logging
 import os
+import re
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -35,11 +36,47 @@ class Precision(str, enum.Enum):
     bf16 = "bf16"
 
 
+class _NamedArgument(typer.core.TyperArgument):
+    """A positional argument shown the Typer way: ``INPUTS...`` in the usage line and no ``<type>`` box."""
+
+    def display_type_rich(self, ctx: Context) -> str | None:
+        return None
+
+    def get_usage_pieces(self, ctx: Context) -> list[str]:
+        name = self.metavar or self.name or ""
+        return [name if self.required else f"[{name}]"]
+
+
+def plain_help(params: list[Any], ctx: Context) -> list[Any]:
+    """Flags without a ``<bool>`` value box, a repeatable option typed by one value (``--set <str>``, not
+    ``<list[str]>``) and arguments named ``NAME...``, as flags, options and arguments read in Typer."""
+    for param in params:
+        if isinstance(param, typer.core.TyperOption) and param.metavar is None:
+            if param.is_flag:
+                param.metavar = ""
+            elif param.multiple:
+                param.metavar = re.sub(r"list\[(\w+)\]", lambda m: m.group(1).lower(), param.display_type(ctx))
+        elif isinstance(param, typer.core.TyperArgument) and not isinstance(param, _NamedArgument):
+            param.metavar = param.metavar or (param.name or "").upper() + ("..." if param.nargs != 1 else "")
+            param.__class__ = _NamedArgument
+    return params
+
+
+class PlainHelpCommand(typer.core.TyperCommand):
+    """A stage command whose ``--help`` reads as Typer's conventions do (see :func:`plain_help`)."""
+
+    def get_params(self, ctx: Context) -> list[Any]:
+        return plain_help(super().get_params(ctx), ctx)
+
+
 class OneLineErrors(typer.core.TyperGroup):
     """The ``oct-srgan`` group: a usage error (bad choice, unknown option) is one ``error:`` line, exit 2.
 
     Typer would print a framed usage box; every other refusal of the tool is one line, so these are too.
     """
+
+    def get_params(self, ctx: Context) -> list[Any]:
+        return plain_help(super().get_params(ctx), ctx)
 
     def make_context(self, info_name: str | None, args: list[str], parent: Context | None = None,
                      **extra: Any) -> Context:

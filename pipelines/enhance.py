@@ -30,7 +30,7 @@ def enhance(
     precision: InferencePrecision = typer.Option(InferencePrecision.auto, "--precision", help="auto | fp32 | bf16 (auto: bf16 only with native bf16 and 8-bit output; bf16 ~7.5e-3 max error)."),
     compare: bool = typer.Option(False, "--compare", help="Also write a bicubic | SR side-by-side PNG."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
-    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar (it counts tiles, or B-scans when untiled)."),
+    no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar (it counts tiles, or B-scans when untiled, then each B-scan written)."),
     max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=0, help="Largest decoded scan (samples over all B-scans) read; 0 = no limit."),
 ) -> None:
     """Super-resolve scans 4x, keeping format, bit depth and geometry (spacing / affine updated)."""
@@ -38,6 +38,7 @@ def enhance(
 
     from oct_srgan.devices import resolve_device
     from oct_srgan.inference import DEFAULT_OVERLAP, enhance_files
+    from oct_srgan.inference.distributed import gather, share_from_env
 
     if overlap is None:
         overlap = DEFAULT_OVERLAP
@@ -48,7 +49,9 @@ def enhance(
     for p in inputs:
         if not p.exists():
             raise fail(f"{p}: input path does not exist")
-    dev = resolve_device(device)
+    share = share_from_env()
+    dev = resolve_device(device, share.local_rank)
+    no_progress = no_progress or share.rank != 0  # one bar, not one per rank over each other
     bars: dict[Path, tqdm] = {}
 
     def start(path: Path, total: int, unit: str) -> None:
@@ -64,17 +67,21 @@ def enhance(
         inputs, out, model, tile="auto" if tile is None else tile or None, overlap=overlap, batch_size=batch_size, device=dev,
         precision=precision.value, overwrite=overwrite, compare=compare, progress=progress, on_start=start,
         max_pixels=max_pixels or None, suffix=suffix,
-        notify=lambda line: tqdm.write(line, file=sys.stderr),
+        notify=lambda line: tqdm.write(share.label + line, file=sys.stderr), share=share,
     )
     for bar in bars.values():
         bar.close()
     for src, reason in report.skipped:
-        typer.echo(f"skipped: {reason}", err=True)
+        typer.echo(f"{share.label}skipped: {reason}", err=True)
     for src, dst in report.written:
-        typer.echo(f"{src} -> {dst}")
+        typer.echo(f"{share.label}{src} -> {dst}")
     for path in report.comparisons:
-        typer.echo(f"comparison: {path}")
-    if not report.written:
-        raise fail(f"nothing was enhanced ({len(report.skipped)} input(s) skipped)", 1)
-    typer.echo(f"{len(report.written)} scan(s) enhanced x{report.model.scale} with {report.model.source} into {out}", err=False)
+        typer.echo(f"{share.label}comparison: {path}")
+    counts = gather((len(report.written), len(report.skipped)), share)
+    written, skipped = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    if not written:
+        raise fail(f"nothing was enhanced ({skipped} input(s) skipped)", 1)
+    if share.rank == 0:
+        ranks = f" by {share.world} ranks" if share.world > 1 else ""
+        typer.echo(f"{written} scan(s) enhanced x{report.model.scale} with {report.model.source} into {out}{ranks}")
     sys.stdout.flush()

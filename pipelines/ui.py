@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import typer
 
 from oct_srgan.pipelines.common import user_errors
 from oct_srgan.pipelines.options import MAX_PORT, all_interfaces
+from oct_srgan.processes import run_child
 
 app = typer.Typer(add_completion=False)
 
@@ -29,13 +29,12 @@ def ui(
     if local is not None:
         tracking.experiment_id()
         cmd += ["--default-artifact-root", (local / "artifacts").as_uri(), "--workers", "1"]
-    typer.echo(f"MLflow UI for {uri} at http://{host}:{port}  (Ctrl+C to stop)")
+    typer.echo(f"MLflow UI for {uri} at http://{host}:{port}  (Ctrl+C or kill to stop)")
     if all_interfaces(host):
         typer.echo("warning: the MLflow UI has no login; anyone who can reach this address can read and "
                    "delete the runs", err=True)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    try:
-        code = subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
-        code = 0
-    raise typer.Exit(code)
+    ended = run_child(cmd, env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+    if ended.stopped_by is not None:
+        typer.echo("MLflow UI stopped")
+        raise typer.Exit(0)
+    raise typer.Exit(ended.code)

@@ -36,3 +36,7 @@ def test_chain_runs_every_stage_and_prints_the_clean_reference_result(tmp_path: 
     assert len(parent) == 1
     children = [r.data.tags.get("stage") for r in runs if r.data.tags.get("mlflow.parentRunId") == parent[0].info.run_id]
     assert sorted(children) == ["evaluate", "evaluate", "preprocess", "srresnet"]
+    assert {"smoke.psnr_gain_db", "default.psnr_gain_db"} <= set(parent[0].data.metrics)
+    assert parent[0].data.tags["dataset_hash"] and parent[0].inputs.dataset_inputs
+    evaluations = [r.info.run_name for r in runs if r.data.tags.get("stage") == "evaluate"]
+    assert len({name[:20] for name in evaluations}) == 2
