@@ -183,7 +183,8 @@ def enhance_files(
     ``progress(path, done, total)`` reports tiles or B-scans done within each file, and
     ``on_start(path, total, unit)`` which of the two before its first (see :func:`enhance_scan`).
     ``precision`` "auto" picks per file by :func:`oct_srgan.precision.choose_inference_precision`
-    (bf16 only with native bf16 and 8-bit output); ``notify`` receives one line saying what it chose.
+    (bf16 only with native bf16 and 8-bit output); ``notify`` receives one line saying what it chose,
+    and one ``note:`` line for a colour scan read as grey.
     """
     look_up_option(precision, InferencePrecision, "precision")
     out_dir = Path(out_dir) if out_dir is not None else Path("enhanced")
@@ -208,6 +209,8 @@ def enhance_files(
             chosen, why = choose_inference_precision(precision, device, scan.bit_depth)
             if notify is not None:
                 notify(f"{path.name}: precision {chosen} ({why})")
+                if scan.colour_note:
+                    notify(f"note: {path}: {scan.colour_note}")
             per_file = (lambda done, total, p=path: progress(p, done, total)) if progress else None
             starting = (lambda total, unit, p=path: on_start(p, total, unit)) if on_start else None
             enhanced = enhance_scan(scan, inferer.with_precision(chosen), progress=per_file, on_start=starting)
