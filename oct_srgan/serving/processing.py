@@ -97,4 +97,4 @@ def _reference_bscans(reference: np.ndarray, shape: tuple[int, ...], hh: int, ww
     if reference.shape[1:] != (h, w) or reference.shape[0] not in (1, n):
         raise UserError(400, f"the reference has {reference.shape[0]} B-scan(s) of {reference.shape[2]}x{reference.shape[1]}; "
                              f"it must have 1 or {n} of {w}x{h}, registered to the scan")
-    return np.ascontiguousarray(np.broadcast_to(reference[:, :hh, :ww], (n, hh, ww)))
+    return np.array(np.broadcast_to(reference[:, :hh, :ww], (n, hh, ww)))  # a writable copy

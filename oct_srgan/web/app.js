@@ -115,9 +115,10 @@ function showDiffScale(scale) {
     return;
   }
   const s = scale.toFixed(scale < 10 ? 1 : 0);
-  caption.textContent = `SR − bicubic: black −${s}, mid-grey 0, white +${s} grey levels`;
+  caption.textContent = `SR − bicubic: black −${s} … white +${s}`;
   caption.title =
-    `Scale: the ${p}th percentile of |SR − bicubic| on this B-scan (${s} of 255 grey levels); ` +
+    `Black −${s}, mid-grey 0, white +${s} grey levels (of 255): the scale is the ${p}th percentile ` +
+    "of |SR − bicubic| on this B-scan; " +
     "larger differences show as pure black or white. Brighter: SR brighter than bicubic; darker: SR darker.";
 }
 

@@ -358,7 +358,8 @@ def test_difference_panel_shows_sr_minus_bicubic_on_its_stated_scale(driver, bas
     scale = json.loads(call(base_url, "GET", f"/api/scans/{scan_id}/progress")[2])["diff_scale"][0]
     shown = f"{scale:.{1 if scale < 10 else 0}f}"
     caption = driver.find_element(By.ID, "caption-diff")
-    assert caption.text == f"SR − bicubic: black −{shown}, mid-grey 0, white +{shown} grey levels"
+    assert caption.text == f"SR − bicubic: black −{shown} … white +{shown}"
+    assert f"mid-grey 0, white +{shown} grey levels" in caption.get_attribute("title")
     assert "99.5th percentile" in caption.get_attribute("title")
     assert driver.find_element(By.CSS_SELECTOR, '[data-panel="diff"] .viewport').is_displayed()
     x, y, size = 1500, 600, 96  # inside the retina of the 3600 x 1800 panels
