@@ -112,8 +112,8 @@ def resolve_model_file(spec: str | Path | OctSrganWeights) -> tuple[Path, str]:
 def locate_model_file(spec: str | Path, what: str = "model") -> tuple[Path, str]:
     """The local file of an MLflow model URI or a generator/checkpoint path, and a short name for provenance.
 
-    No weights entries: ``train.init_from`` takes only these two, and names itself as ``what`` in
-    the not-found message.
+    No weights entries (:func:`resolve_model_file` adds them); ``what`` names the argument in the
+    not-found message (``train.init_from``).
     """
     text = str(spec)
     if text.startswith(MLFLOW_SCHEMES):

@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import IO
 
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 GRACE_S = 10.0
@@ -67,13 +68,15 @@ def stop_group(pgid: int, grace_s: float = GRACE_S) -> None:
         _signal_group(pgid, signal.SIGKILL)
 
 
-def run_child(cmd: Sequence[str], env: Mapping[str, str] | None = None, grace_s: float = GRACE_S) -> ChildResult:
+def run_child(cmd: Sequence[str], env: Mapping[str, str] | None = None, grace_s: float = GRACE_S,
+              stdout: IO[str] | None = None) -> ChildResult:
     """Run ``cmd`` in its own process group until it ends; signals to this process go to the group.
 
     The first forwarded signal asks the children to stop; after ``grace_s`` seconds the group is
     killed. Whatever the child left behind in its group (workers it did not wait for) is stopped too.
     """
-    proc = subprocess.Popen(list(cmd), env=dict(env) if env is not None else None, start_new_session=True)
+    proc = subprocess.Popen(list(cmd), env=dict(env) if env is not None else None, start_new_session=True,
+                            stdout=stdout)
     result = ChildResult(code=0)
 
     def forward(signum: int, frame: FrameType | None) -> None:

@@ -230,7 +230,8 @@ def enhance_files(
     per B-scan written (the output and its comparison), and ``on_start(path, total, unit)`` the total
     and whether the computing counts tiles or B-scans before the first step (see :func:`enhance_scan`).
     ``precision`` "auto" picks per file by :func:`oct_srgan.precision.choose_inference_precision`
-    (bf16 only with native bf16 and 8-bit output); ``notify`` receives one line saying what it chose.
+    (bf16 only with native bf16 and 8-bit output); ``notify`` receives one line saying what it chose,
+    and one ``note:`` line for a colour scan read as grey.
     ``share`` (a ``torchrun`` rank) enhances only its part of the planned files (see ``distributed``).
     """
     look_up_option(precision, InferencePrecision, "precision")
@@ -258,6 +259,8 @@ def enhance_files(
             chosen, why = choose_inference_precision(precision, device, scan.bit_depth)
             if notify is not None:
                 notify(f"{path.name}: precision {chosen} ({why})")
+                if scan.colour_note:
+                    notify(f"note: {path}: {scan.colour_note}")
             steps = _FileProgress(path, scan.pixels.shape[0], progress, on_start)
             enhanced = enhance_scan(scan, inferer.with_precision(chosen), progress=steps.computed, on_start=steps.start)
             scan_io.write_scan(enhanced, target, derivation=derivation, overwrite=overwrite)

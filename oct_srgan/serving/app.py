@@ -111,7 +111,8 @@ def _scan_info(request: Request) -> Response:
 def _process(request: Request) -> Response:
     service = _service(request)
     upload = service.get(request.path_params["scan_id"])
-    service.process(upload, request.query_params.get("mode", "enhance"))
+    reference = request.query_params.get("reference")
+    service.process(upload, request.query_params.get("mode", "enhance"), service.get(reference) if reference else None)
     return JSONResponse(service.progress(upload), status_code=202)
 
 

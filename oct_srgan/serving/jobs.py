@@ -44,6 +44,7 @@ class Job:
     total: int
     source: np.ndarray
     hr: np.ndarray | None = None
+    reference: str | None = None  # check mode: the uploaded reference scan scored against, else the scan itself
     state: str = "queued"
     done: int = 0
     error: str | None = None
@@ -51,6 +52,7 @@ class Job:
     bicubic: list[np.ndarray | None] = dataclasses.field(default_factory=list)
     sr: list[np.ndarray | None] = dataclasses.field(default_factory=list)
     scores: list[dict[str, dict[str, float | None]] | None] = dataclasses.field(default_factory=list)
+    diff_scale: list[float | None] = dataclasses.field(default_factory=list)
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
     ended: float | None = None
 
@@ -58,6 +60,7 @@ class Job:
         self.bicubic = [None] * self.total
         self.sr = [None] * self.total
         self.scores = [None] * self.total
+        self.diff_scale = [None] * self.total
 
     @property
     def active(self) -> bool:
@@ -81,9 +84,10 @@ class Upload:
     added: float = dataclasses.field(default_factory=time.monotonic)
 
     def summary(self) -> dict[str, Any]:
+        """What the page is told about the scan, with a note when colour was converted to grey."""
         n, h, w = self.scan.pixels.shape
         return {"id": self.id, "n_bscans": n, "height": h, "width": w, "format": self.format,
-                "suffix": self.suffix, "bit_depth": self.scan.bit_depth}
+                "suffix": self.suffix, "bit_depth": self.scan.bit_depth, "note": self.scan.colour_note}
 
 
 def read_upload(part: Path, folder: Path, max_pixels: int | None, factor: int = 16) -> Upload:

@@ -121,15 +121,20 @@ class ScanService:
 
     # processing
 
-    def process(self, upload: Upload, mode: str) -> Job:
-        """Start (or keep) the job for ``mode``; a running job of the other mode is cancelled."""
+    def process(self, upload: Upload, mode: str, reference: Upload | None = None) -> Job:
+        """Start (or keep) the job for ``mode`` (check mode: scored against ``reference`` when given);
+        a running job of another mode or reference is cancelled."""
         if mode not in MODES:
             raise UserError(400, f"mode must be one of {', '.join(MODES)}")
+        if reference is not None and mode != "check":
+            raise UserError(400, "a reference is scored against in check mode only")
+        reference_id = reference.id if reference is not None else None
         with self._lock:
             current = upload.job
-            if current is not None and current.mode == mode and current.state in ("queued", "running", "done"):
+            if (current is not None and current.mode == mode and current.reference == reference_id
+                    and current.state in ("queued", "running", "done")):
                 return current
-        job = self._prepare(upload, mode)
+        job = self._prepare(upload, mode, reference)
         with self._lock:
             if upload.job is not None:
                 upload.job.cancel.set()
@@ -138,9 +143,10 @@ class ScanService:
             self._worker.submit(upload, job, self._work, self.workdir)
         return job
 
-    def _prepare(self, upload: Upload, mode: str) -> Job:
+    def _prepare(self, upload: Upload, mode: str, reference: Upload | None = None) -> Job:
         """The job's model input: the scan itself (enhance), or the scan cropped and degraded (check)."""
-        return self.model.prepare(upload.scan.pixels, mode)
+        ref = (reference.id, reference.scan.pixels) if reference is not None else None
+        return self.model.prepare(upload.scan.pixels, mode, ref)
 
     def _work(self, upload: Upload, job: Job) -> None:
         """The job in the worker: every B-scan, then in enhance mode the enhanced file next to the scan."""

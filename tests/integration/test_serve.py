@@ -154,11 +154,13 @@ def test_diff_panel_is_sr_minus_bicubic(server) -> None:
     status, scan = upload(base, VOLUME_DCM.read_bytes())
     assert status == 200
     call(base, "POST", f"/api/scans/{scan['id']}/process?mode=enhance")
-    assert wait_done(base, scan["id"])["state"] == "done"
+    progress = wait_done(base, scan["id"])
+    assert progress["state"] == "done"
     images = {panel: np.asarray(Image.open(io.BytesIO(call(base, "GET", f"/api/scans/{scan['id']}/bscan/1/{panel}.png")[2])))
               for panel in ("bicubic", "sr", "diff")}
-    expected = np.clip(128 + serving.DIFF_GAIN * (images["sr"].astype(int) - images["bicubic"].astype(int)), 0, 255)
-    np.testing.assert_array_equal(images["diff"], expected)
+    scale = progress["diff_scale"][1]
+    assert scale == pytest.approx(serving.diff_scale(images["sr"], images["bicubic"]))
+    np.testing.assert_array_equal(images["diff"], serving.diff_image(images["sr"], images["bicubic"], scale))
     assert images["diff"].std() > 1  # the random tiny model does change the image
 
 
