@@ -1,0 +1,214 @@
+"""Scanner exports read through the libraries made for them: Heidelberg ``.vol`` / ``.e2e`` with
+``eyepy``, Topcon ``.fds`` / ``.fda``, Zeiss Cirrus ``.img`` and Bioptigen ``.oct`` with
+``oct-converter`` (both optional: ``pip install 'oct-srgan[vendor]'``).
+
+They are read-only: each reader returns B-scans ``[N, H, W]`` with the spacing the file states and a
+``VendorHeader``; ``written_as`` turns such a scan into a DICOM OPT (or NIfTI / PNG / TIFF) scan for
+writing. Patient fields travel in the header only, to be written into the derived DICOM like a DICOM
+source's, and are never part of its repr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import math
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from ..errors import ScanError
+from .registry import register_format
+from .scan import Geometry, Scan, int_range, to_unit
+
+VENDOR_EXTRA_HINT = "pip install 'oct-srgan[vendor]'"
+# A Zeiss Cirrus .img has no header: the cube is known by its size (A-scans per B-scan, B-scans).
+_CIRRUS_DEPTH = 1024
+_CIRRUS_CUBES = ((512, 128), (200, 200))
+
+
+@dataclass(frozen=True)
+class VendorHeader:
+    """What a vendor file states beside its pixels, for writing the scan in another format.
+
+    ``intensity`` are the sample values that map to 0 and 1 (``dtype`` holds them); ``patient`` maps
+    DICOM keywords (PatientName, PatientID, PatientBirthDate, PatientSex) to the file's values.
+    """
+
+    device: str
+    dtype: np.dtype
+    intensity: tuple[float, float]
+    laterality: str | None = None
+    patient: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+def _library(module: str, package: str, path: Path, what: str) -> ModuleType:
+    """Import ``module`` or fail in one line that names the extra which installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise ScanError(f"{path}: reading {what} needs the {package} package: {VENDOR_EXTRA_HINT}") from None
+
+
+@contextlib.contextmanager
+def _quiet() -> Any:
+    """Capture what a reader prints (oct-converter reports some failures on stdout and goes on)."""
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        yield buffer
+
+
+def _laterality(value: Any) -> str | None:
+    text = str(value or "").strip().upper()
+    return {"OD": "R", "R": "R", "OS": "L", "L": "L"}.get(text)
+
+
+def _patient(name: Any = None, patient_id: Any = None, birth: Any = None, sex: Any = None) -> dict[str, str]:
+    """DICOM patient keywords from a vendor file's fields (empty or placeholder values left out)."""
+    out: dict[str, str] = {}
+    if name and str(name).strip("^ "):
+        out["PatientName"] = str(name)
+    if patient_id and str(patient_id).strip() not in ("", "unknown"):
+        out["PatientID"] = str(patient_id).strip()[:64]
+    if birth is not None and hasattr(birth, "strftime"):
+        out["PatientBirthDate"] = birth.strftime("%Y%m%d")
+    if sex and str(sex)[:1].upper() in "MFO":
+        out["PatientSex"] = str(sex)[:1].upper()
+    return out
+
+
+def _positive(value: Any) -> float | None:
+    """A spacing in mm the file states, or None for a missing, zero or non-finite one."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) and number > 0 else None
+
+
+def _integer_scan(path: Path, bscans: np.ndarray, fmt: str, geometry: Geometry, device: str,
+                  laterality: str | None = None, patient: dict[str, str] | None = None) -> Scan:
+    """A ``Scan`` of integer B-scans ``[N, H, W]``: the smallest bit depth that holds them maps to [0, 1]."""
+    bscans = np.asarray(bscans)
+    if bscans.ndim != 3 or 0 in bscans.shape:
+        raise ScanError(f"{path}: no B-scans in the file (shape {bscans.shape})")
+    intensity, bits = int_range(bscans)
+    dtype = np.dtype(np.uint8 if bits <= 8 else np.uint16)
+    header = VendorHeader(device, dtype, intensity, laterality, patient or {})
+    return Scan(to_unit(bscans, *intensity), geometry, fmt, bits, "MONOCHROME2", header, path)
+
+
+def read_heidelberg_vol(path: Path, bscan_axis: int | None = None) -> Scan:
+    """Heidelberg Spectralis ``.vol``: eyepy's parser, reflectivity shown with eyepy's own vol transform."""
+    he = _library("eyepy.io.he.vol_reader", "eyepy", path, "Heidelberg .vol")
+    from eyepy.core.utils import from_vol_intensity
+
+    with open(path, "rb") as fh:
+        parsed = he.vol_format.parse_stream(fh)
+    raw = np.stack([np.asarray(b.data, dtype=np.float32) for b in parsed.bscans])
+    bscans = from_vol_intensity(raw.copy())
+    geometry = Geometry(_positive(parsed.scale_y), _positive(parsed.scale_x),
+                        _positive(parsed.distance) if len(raw) > 1 else None)
+    patient = _patient(patient_id=parsed.patient_id, birth=parsed.dob)
+    return _integer_scan(path, bscans, "heidelberg_vol", geometry, "Heidelberg Engineering",
+                         _laterality(parsed.scan_position), patient)
+
+
+def read_heidelberg_e2e(path: Path, bscan_axis: int | None = None) -> Scan:
+    """Heidelberg ``.e2e``: the first OCT volume eyepy finds; spacing only where it states mm."""
+    he = _library("eyepy.io.he", "eyepy", path, "Heidelberg .e2e")
+    with he.HeE2eReader(path) as reader:
+        volume = reader.volume
+    meta = volume.meta
+    in_mm = meta.get("scale_unit") == "mm"
+    geometry = Geometry(*(_positive(meta.get(k)) if in_mm else None for k in ("scale_y", "scale_x", "scale_z")))
+    return _integer_scan(path, np.asarray(volume.data), "heidelberg_e2e", geometry, "Heidelberg Engineering",
+                         _laterality(meta.get("laterality")))
+
+
+def _octconverter_scan(path: Path, fmt: str, device: str, volume: Any) -> Scan:
+    """An oct-converter ``OCTVolumeWithMetaData`` (B-scans ``[H, W]``; spacing x, between B-scans, axial)."""
+    spacing = list(volume.pixel_spacing or [None, None, None])
+    bscans = np.stack([np.asarray(b) for b in volume.volume])
+    geometry = Geometry(_positive(spacing[2]), _positive(spacing[0]),
+                        _positive(spacing[1]) if len(bscans) > 1 else None)
+    name = "^".join(str(p) for p in (volume.surname, volume.first_name) if p)
+    patient = _patient(name, volume.patient_id, volume.DOB, volume.sex)
+    return _integer_scan(path, bscans, fmt, geometry, device, _laterality(volume.laterality), patient)
+
+
+def read_topcon_fds(path: Path, bscan_axis: int | None = None) -> Scan:
+    """Topcon ``.fds`` (uncompressed 16-bit B-scans)."""
+    readers = _library("oct_converter.readers", "oct-converter", path, "Topcon .fds")
+    with _quiet():
+        volume = readers.FDS(path).read_oct_volume()
+    return _octconverter_scan(path, "topcon_fds", "Topcon", volume)
+
+
+def read_topcon_fda(path: Path, bscan_axis: int | None = None) -> Scan:
+    """Topcon ``.fda`` (JPEG 2000 B-scans)."""
+    readers = _library("oct_converter.readers", "oct-converter", path, "Topcon .fda")
+    with _quiet():
+        volume = readers.FDA(path).read_oct_volume()
+    return _octconverter_scan(path, "topcon_fda", "Topcon", volume)
+
+
+def read_zeiss_img(path: Path, bscan_axis: int | None = None) -> Scan:
+    """Zeiss Cirrus ``.img``: a raw 8-bit cube without a header, so without spacing; the cube
+    (512 x 128 or 200 x 200 A-scans of 1024 samples) is known by the file's size."""
+    readers = _library("oct_converter.readers", "oct-converter", path, "Zeiss .img")
+    size = path.stat().st_size
+    cols = next((c for c, n in _CIRRUS_CUBES if size == c * n * _CIRRUS_DEPTH), None)
+    if cols is None:
+        cubes = ", ".join(f"{c}x{n}" for c, n in _CIRRUS_CUBES)
+        raise ScanError(f"{path}: {size} bytes is not a Zeiss Cirrus cube ({cubes} A-scans of {_CIRRUS_DEPTH})")
+    volume = readers.IMG(path).read_oct_volume(rows=_CIRRUS_DEPTH, cols=cols)
+    volume.pixel_spacing = None
+    volume.patient_id = None  # oct-converter takes it from the file name, which we never carry
+    return _octconverter_scan(path, "zeiss_img", "Carl Zeiss Meditec", volume)
+
+
+def _bioptigen_geometry(header: Any, depth: int, ascans: int, bscans: int) -> Geometry:
+    """Spacing from the header's scan depth and length (mm); B-scans of a linear scan share one place."""
+    between = None
+    if bscans > 1 and header.scantype.value == 1:
+        between = _positive(header.elscanlength.value / (bscans - 1)) if header.elscanlength.value else None
+    return Geometry(_positive(header.scandepth.value / depth), _positive(header.scanlength.value / ascans), between)
+
+
+def read_bioptigen_oct(path: Path, bscan_axis: int | None = None) -> Scan:
+    """Bioptigen ``.oct``: every frame of every volume, A-scans stored as columns of ``[depth, A-scans]``."""
+    readers = _library("oct_converter.readers", "oct-converter", path, "Bioptigen .oct")
+    with _quiet() as printed:
+        reader = readers.BOCT(path)
+        volumes = reader.read_oct_volume()
+    if "Stopping load" in printed.getvalue():
+        raise ScanError(f"{path}: truncated or damaged frame data ({printed.getvalue().splitlines()[0]})")
+    bscans = np.concatenate([np.asarray(v.volume) for v in volumes]).transpose(0, 2, 1)
+    header = readers.BOCT.header_structure.parse_file(path)
+    geometry = _bioptigen_geometry(header, bscans.shape[1], bscans.shape[2], len(bscans) if len(volumes) == 1 else 0)
+    return _integer_scan(path, bscans, "bioptigen_oct", geometry, "Bioptigen")
+
+
+def declared_size(path: Path, fmt: str) -> tuple[tuple[int, ...], int]:
+    """(shape, samples) a vendor file declares: the ``.vol`` header's sizes, else its byte count (an
+    upper bound on the samples of 8- and 16-bit B-scans, none of these formats being compressed but FDA)."""
+    if fmt == "heidelberg_vol":
+        with path.open("rb") as fh:
+            head = fh.read(24)
+        if len(head) == 24:
+            size_x, n_bscans, size_y = struct.unpack("<3I", head[12:24])
+            return (n_bscans, size_y, size_x), n_bscans * size_y * size_x * 2
+    size = path.stat().st_size
+    return (size,), size
+
+
+for _name, _reader in (("heidelberg_vol", read_heidelberg_vol), ("heidelberg_e2e", read_heidelberg_e2e),
+                       ("topcon_fds", read_topcon_fds), ("topcon_fda", read_topcon_fda),
+                       ("zeiss_img", read_zeiss_img), ("bioptigen_oct", read_bioptigen_oct)):
+    register_format(_name, _reader, None, write_as="dicom")
