@@ -16,13 +16,15 @@ import io
 import math
 import struct
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from ..errors import ScanError
+from ..errors import ScanError, one_line
 from .registry import register_format
 from .scan import Geometry, Scan, int_range, to_unit
 
@@ -56,7 +58,19 @@ def _library(module: str, package: str, path: Path, what: str) -> ModuleType:
 
 
 @contextlib.contextmanager
-def _quiet() -> Any:
+def _damaged(path: Path, what: str) -> Iterator[None]:
+    """A parser running out of bytes or meeting bytes its layout does not allow: one line saying so."""
+    import construct
+
+    try:
+        yield
+    except (construct.ConstructError, EOFError, struct.error) as exc:
+        reason = one_line(exc).replace("Error in path (parsing) -> ", "")
+        raise ScanError(f"{path}: not a readable {what} file (truncated or damaged: {reason})") from None
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[io.StringIO]:
     """Capture what a reader prints (oct-converter reports some failures on stdout and goes on)."""
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
@@ -75,7 +89,10 @@ def _patient(name: Any = None, patient_id: Any = None, birth: Any = None, sex: A
         out["PatientName"] = str(name)
     if patient_id and str(patient_id).strip() not in ("", "unknown"):
         out["PatientID"] = str(patient_id).strip()[:64]
-    if birth is not None and hasattr(birth, "strftime"):
+    if isinstance(birth, str):
+        with contextlib.suppress(ValueError):
+            birth = datetime.fromisoformat(birth)
+    if isinstance(birth, (date, datetime)) and birth.year > 1900:
         out["PatientBirthDate"] = birth.strftime("%Y%m%d")
     if sex and str(sex)[:1].upper() in "MFO":
         out["PatientSex"] = str(sex)[:1].upper()
@@ -108,7 +125,7 @@ def read_heidelberg_vol(path: Path, bscan_axis: int | None = None) -> Scan:
     he = _library("eyepy.io.he.vol_reader", "eyepy", path, "Heidelberg .vol")
     from eyepy.core.utils import from_vol_intensity
 
-    with open(path, "rb") as fh:
+    with open(path, "rb") as fh, _damaged(path, "Heidelberg .vol"):
         parsed = he.vol_format.parse_stream(fh)
     raw = np.stack([np.asarray(b.data, dtype=np.float32) for b in parsed.bscans])
     bscans = from_vol_intensity(raw.copy())
@@ -122,7 +139,7 @@ def read_heidelberg_vol(path: Path, bscan_axis: int | None = None) -> Scan:
 def read_heidelberg_e2e(path: Path, bscan_axis: int | None = None) -> Scan:
     """Heidelberg ``.e2e``: the first OCT volume eyepy finds; spacing only where it states mm."""
     he = _library("eyepy.io.he", "eyepy", path, "Heidelberg .e2e")
-    with he.HeE2eReader(path) as reader:
+    with _damaged(path, "Heidelberg .e2e"), he.HeE2eReader(path) as reader:
         volume = reader.volume
     meta = volume.meta
     in_mm = meta.get("scale_unit") == "mm"
@@ -145,7 +162,7 @@ def _octconverter_scan(path: Path, fmt: str, device: str, volume: Any) -> Scan:
 def read_topcon_fds(path: Path, bscan_axis: int | None = None) -> Scan:
     """Topcon ``.fds`` (uncompressed 16-bit B-scans)."""
     readers = _library("oct_converter.readers", "oct-converter", path, "Topcon .fds")
-    with _quiet():
+    with _damaged(path, "Topcon .fds"), _quiet():
         volume = readers.FDS(path).read_oct_volume()
     return _octconverter_scan(path, "topcon_fds", "Topcon", volume)
 
@@ -153,7 +170,7 @@ def read_topcon_fds(path: Path, bscan_axis: int | None = None) -> Scan:
 def read_topcon_fda(path: Path, bscan_axis: int | None = None) -> Scan:
     """Topcon ``.fda`` (JPEG 2000 B-scans)."""
     readers = _library("oct_converter.readers", "oct-converter", path, "Topcon .fda")
-    with _quiet():
+    with _damaged(path, "Topcon .fda"), _quiet():
         volume = readers.FDA(path).read_oct_volume()
     return _octconverter_scan(path, "topcon_fda", "Topcon", volume)
 
@@ -184,9 +201,8 @@ def _bioptigen_geometry(header: Any, depth: int, ascans: int, bscans: int) -> Ge
 def read_bioptigen_oct(path: Path, bscan_axis: int | None = None) -> Scan:
     """Bioptigen ``.oct``: every frame of every volume, A-scans stored as columns of ``[depth, A-scans]``."""
     readers = _library("oct_converter.readers", "oct-converter", path, "Bioptigen .oct")
-    with _quiet() as printed:
-        reader = readers.BOCT(path)
-        volumes = reader.read_oct_volume()
+    with _damaged(path, "Bioptigen .oct"), _quiet() as printed:
+        volumes = readers.BOCT(path).read_oct_volume()
     if "Stopping load" in printed.getvalue():
         raise ScanError(f"{path}: truncated or damaged frame data ({printed.getvalue().splitlines()[0]})")
     bscans = np.concatenate([np.asarray(v.volume) for v in volumes]).transpose(0, 2, 1)
@@ -198,13 +214,16 @@ def read_bioptigen_oct(path: Path, bscan_axis: int | None = None) -> Scan:
 def declared_size(path: Path, fmt: str) -> tuple[tuple[int, ...], int]:
     """(shape, samples) a vendor file declares: the ``.vol`` header's sizes, else its byte count (an
     upper bound on the samples of 8- and 16-bit B-scans, none of these formats being compressed but FDA)."""
+    size = path.stat().st_size
     if fmt == "heidelberg_vol":
         with path.open("rb") as fh:
             head = fh.read(24)
         if len(head) == 24:
             size_x, n_bscans, size_y = struct.unpack("<3I", head[12:24])
+            if n_bscans * size_y * size_x * 4 > size:  # float32 samples
+                raise ScanError(f"{path}: not a readable Heidelberg .vol file (truncated or damaged: the header "
+                                f"declares {n_bscans} B-scans of {size_y}x{size_x}, more than its {size} bytes hold)")
             return (n_bscans, size_y, size_x), n_bscans * size_y * size_x * 2
-    size = path.stat().st_size
     return (size,), size
 
 

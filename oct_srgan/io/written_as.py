@@ -97,7 +97,9 @@ def written_as(scan: Scan, fmt: str) -> Scan:
     elif fmt == "nifti":
         header = _nifti_header(scan)
     elif fmt in ("png", "tiff", "jpeg", "bmp"):
-        header = RasterHeader("L" if src.dtype.itemsize == 1 else "I;16", src.dtype, src.intensity)
+        # A 16-bit picture is read full-scale, so a 12-bit scan is spread over 0..65535.
+        header = RasterHeader("L" if src.dtype.itemsize == 1 else "I;16", src.dtype,
+                              (0.0, float(np.iinfo(src.dtype).max)))
     else:
         raise ScanError(f"{scan.path}: a {scan.source_format} scan cannot be written as {fmt}")
     return dataclasses.replace(scan, source_format=fmt, header=header)
