@@ -65,7 +65,8 @@ class Job:
 
 @dataclasses.dataclass(eq=False)
 class Upload:
-    """An uploaded scan: its content hash, detected format, the file in the temp folder and the pixels."""
+    """An uploaded scan: its content hash, detected format, the suffix of the files written from it
+    (its own, or ``.dcm`` for a scanner export), the file in the temp folder and the pixels."""
 
     id: str
     format: str
@@ -104,7 +105,7 @@ def read_upload(part: Path, digest: str, folder: Path, max_pixels: int | None) -
         target.unlink(missing_ok=True)
         log.warning("upload %s: %s reader failed (%s)", digest[:8], fmt, type(exc).__name__)
         raise UserError(400, f"cannot read the uploaded {fmt} file") from None
-    return Upload(digest, fmt, suffix, target, scan)
+    return Upload(digest, fmt, scan_io.written_suffix(target) or suffix, target, scan)
 
 
 class Uploads:

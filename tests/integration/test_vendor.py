@@ -15,6 +15,7 @@ import tifffile
 
 from oct_srgan.io import read_scan
 from tests.helpers.cli import enhance, preprocess
+from tests.helpers.serving import call, upload, wait_done
 from tests.helpers.vendor_files import PATIENT_ID, write_bioptigen_oct, write_heidelberg_vol
 from tests.paths import DUKE
 
@@ -91,3 +92,18 @@ def test_preprocess_takes_vendor_files_and_logs_no_patient_field(tmp_path: Path,
     dump = "\n".join(db.iterdump()).encode()
     db.close()
     assert needle not in dump and b"n_bscans" in dump
+
+
+def test_serve_enhances_an_uploaded_vol_into_a_dicom_download(vendor_files: tuple[Path, Path, np.ndarray],
+                                                              server, tmp_path: Path) -> None:
+    base, _ = server
+    status, scan = upload(base, vendor_files[0].read_bytes())
+    assert status == 200 and (scan["format"], scan["suffix"], scan["n_bscans"]) == ("heidelberg_vol", ".dcm", 2)
+    assert call(base, "POST", f"/api/scans/{scan['id']}/process?mode=enhance")[0] == 202
+    assert wait_done(base, scan["id"])["state"] == "done"
+    status, headers, body = call(base, "GET", f"/api/scans/{scan['id']}/download")
+    assert status == 200 and headers["content-type"] == "application/dicom"
+    assert headers["content-disposition"].endswith('_sr.dcm"')
+    (tmp_path / "down.dcm").write_bytes(body)
+    ds = pydicom.dcmread(tmp_path / "down.dcm")
+    assert ds.Modality == "OPT" and (ds.Rows, ds.Columns) == (4 * 96, 4 * 160) and ds.PatientID == PATIENT_ID
