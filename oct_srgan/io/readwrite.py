@@ -38,7 +38,7 @@ def _as_scan_error(what: str) -> Iterator[None]:
 
 
 def read_scan(path: str | Path, bscan_axis: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Scan:
-    """Read a DICOM / NIfTI / PNG / TIFF / JPEG / BMP scan as B-scans ``[N, H, W]`` in [0, 1].
+    """Read a DICOM / NIfTI / PNG / TIFF / JPEG / BMP scan or scanner export as B-scans ``[N, H, W]`` in [0, 1].
 
     The header's declared size is checked against ``max_pixels`` (see ``limits.check_pixels``)
     before any pixel is decoded.

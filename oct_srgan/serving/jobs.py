@@ -29,7 +29,8 @@ MODES = ("enhance", "check")
 MAX_SCANS = 8
 STALE_UPLOAD_S = 600.0
 SCAN_ID = re.compile(r"[0-9a-f]{64}")
-SUPPORTED = "DICOM, NIfTI (.nii/.nii.gz), PNG, TIFF, JPEG or BMP"
+SUPPORTED = ("DICOM, NIfTI (.nii/.nii.gz), PNG, TIFF, JPEG, BMP or a scanner export (Heidelberg .vol/.e2e, "
+             "Topcon .fds/.fda, Bioptigen .oct)")
 
 
 @dataclasses.dataclass(eq=False)
