@@ -137,15 +137,23 @@ def read_heidelberg_vol(path: Path, bscan_axis: int | None = None) -> Scan:
 
 
 def read_heidelberg_e2e(path: Path, bscan_axis: int | None = None) -> Scan:
-    """Heidelberg ``.e2e``: the first OCT volume eyepy finds; spacing only where it states mm."""
+    """Heidelberg ``.e2e``: the first OCT volume eyepy finds. The file states the axial spacing (each
+    B-scan's header, mm); eyepy gives the lateral one only as a derivation from the scan angle and an
+    average eye, so it stays unknown, as does the distance between B-scans."""
     he = _library("eyepy.io.he", "eyepy", path, "Heidelberg .e2e")
     with _damaged(path, "Heidelberg .e2e"), he.HeE2eReader(path) as reader:
         volume = reader.volume
     meta = volume.meta
+    bscan_meta = meta.get("bscan_meta") or [{}]
     in_mm = meta.get("scale_unit") == "mm"
-    geometry = Geometry(*(_positive(meta.get(k)) if in_mm else None for k in ("scale_y", "scale_x", "scale_z")))
+    geometry = Geometry(_positive(meta.get("scale_y") if in_mm else bscan_meta[0].get("scale_y")),
+                        _positive(meta.get("scale_x")) if in_mm else None,
+                        _positive(meta.get("scale_z")) if in_mm else None)
+    person = ((meta.get("e2e_metadata") or {}).get("heyex") or {}).get("Patient") or {}
+    name = "^".join(str(p) for p in (person.get("Surname"), person.get("First Name")) if p)
+    patient = _patient(name, person.get("Patient ID"), None, person.get("Sex"))
     return _integer_scan(path, np.asarray(volume.data), "heidelberg_e2e", geometry, "Heidelberg Engineering",
-                         _laterality(meta.get("laterality")))
+                         _laterality(meta.get("laterality")), patient)
 
 
 def _octconverter_scan(path: Path, fmt: str, device: str, volume: Any) -> Scan:
@@ -159,20 +167,29 @@ def _octconverter_scan(path: Path, fmt: str, device: str, volume: Any) -> Scan:
     return _integer_scan(path, bscans, fmt, geometry, device, _laterality(volume.laterality), patient)
 
 
+def _topcon_scan(path: Path, kind: str) -> Scan:
+    """Topcon ``.fds`` (raw 16-bit B-scans) or ``.fda`` (JPEG 2000 B-scans), decoded by ``topcon`` with
+    oct-converter's structs (its ``FDS``/``FDA`` classes need a NumPy older than 2.3)."""
+    binaries = {k: _library(f"oct_converter.readers.binary_structs.{k}_binary", "oct-converter", path,
+                            f"Topcon .{kind}") for k in ("fds", "fda")}
+    from .topcon import read_topcon
+
+    with _damaged(path, f"Topcon .{kind}"):
+        volume = read_topcon(path, binaries)
+    person = volume.patient
+    patient = _patient(person.get("name"), person.get("id"), person.get("birth"), person.get("sex"))
+    return _integer_scan(path, volume.bscans, f"topcon_{kind}", Geometry(*map(_positive, volume.spacing)),
+                         "Topcon", volume.laterality, patient)
+
+
 def read_topcon_fds(path: Path, bscan_axis: int | None = None) -> Scan:
-    """Topcon ``.fds`` (uncompressed 16-bit B-scans)."""
-    readers = _library("oct_converter.readers", "oct-converter", path, "Topcon .fds")
-    with _damaged(path, "Topcon .fds"), _quiet():
-        volume = readers.FDS(path).read_oct_volume()
-    return _octconverter_scan(path, "topcon_fds", "Topcon", volume)
+    """Topcon ``.fds``."""
+    return _topcon_scan(path, "fds")
 
 
 def read_topcon_fda(path: Path, bscan_axis: int | None = None) -> Scan:
-    """Topcon ``.fda`` (JPEG 2000 B-scans)."""
-    readers = _library("oct_converter.readers", "oct-converter", path, "Topcon .fda")
-    with _damaged(path, "Topcon .fda"), _quiet():
-        volume = readers.FDA(path).read_oct_volume()
-    return _octconverter_scan(path, "topcon_fda", "Topcon", volume)
+    """Topcon ``.fda``."""
+    return _topcon_scan(path, "fda")
 
 
 def read_zeiss_img(path: Path, bscan_axis: int | None = None) -> Scan:

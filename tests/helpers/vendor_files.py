@@ -86,3 +86,35 @@ def write_bioptigen_oct(path: Path, bscans: np.ndarray, depth_mm: float, length_
         out += _field(b.headerField, "FRAMESAMPLES", dataLength=len(pixels)) + pixels + bytes(4)
     path.write_bytes(bytes(out))
     return path
+
+
+def _topcon_chunk(name: str, data: bytes) -> bytes:
+    return bytes([len(name)]) + name.encode("ascii") + len(data).to_bytes(4, "little") + data
+
+
+def write_topcon_fds(path: Path, bscans: np.ndarray, x_mm: float, y_mm: float, z_um: float) -> Path:
+    """A Topcon ``.fds`` of uint16 ``bscans`` ``[N, H, W]``: file header, then the B-scan, scan
+    parameter, capture and patient chunks, each built by oct-converter's ``fds_binary`` structs."""
+    from oct_converter.readers.binary_structs import fds_binary as b
+
+    n, h, w = bscans.shape
+    pixels = np.ascontiguousarray(bscans, dtype="<u2").tobytes()
+    image = b.oct_header.build(dict(scan_mode=2, width=w, height=h, bits_per_pixel=16, number_slices=n,
+                                    format=0, size=len(pixels))) + pixels
+    params = b.param_scan_04_header.build(dict(fixation=0, mirror_pos=0, polar=0, x_dimension_mm=x_mm,
+                                               y_dimension_mm=y_mm, z_resolution_um=z_um, comp_eff_2=0.0,
+                                               comp_eff_3=0.0, base_pos=0, used_calib_data=0))
+    capture = b.capture_info_02_header.build(dict(eye=1, scan_mode=2, session_id=1, label="",
+                                                  cap_date=[2019, 7, 8, 9, 10, 11]))
+    zeros = {"occup_reg": [[0] * 20] * 2, "r_date": [0] * 3, "record_id": [0] * 16, "lv_date": [0] * 3,
+             "physician": [[0] * 64] * 2, "zip_code": [0] * 12, "addr": [[0] * 48] * 2, "phones": [[0] * 16] * 2,
+             "nx_date": [0] * 6, "multipurpose_field": [[0] * 20] * 3, "descp": [0] * 64, "reserved": [0] * 32}
+    patient = b.patient_info_02_header.build(dict(patient_id=PATIENT_ID, first_name="Jane", last_name="Fixture",
+                                                  mid_name="", sex=2, birth_date=[BIRTH.year, BIRTH.month, BIRTH.day],
+                                                  **zeros))
+    out = b.header.build(dict(file_code="FOCT", file_type="FDA", major_ver=2, minor_ver=1000))
+    for name, data in (("@IMG_SCAN_03", image), ("@PARAM_SCAN_04", params), ("@CAPTURE_INFO_02", capture),
+                       ("@PATIENT_INFO_02", patient)):
+        out += _topcon_chunk(name, data)
+    path.write_bytes(out + b"\0")
+    return path

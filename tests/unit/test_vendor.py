@@ -14,7 +14,7 @@ import pytest
 from oct_srgan.errors import ScanError
 from oct_srgan.io import detect_format, find_scans, read_scan, scan_meta, write_scan
 from tests.helpers.cli import enhance
-from tests.helpers.vendor_files import PATIENT_ID, write_bioptigen_oct, write_heidelberg_vol
+from tests.helpers.vendor_files import PATIENT_ID, write_bioptigen_oct, write_heidelberg_vol, write_topcon_fds
 
 VOL_SPACING = (0.0039, 0.0113, 0.12)  # axial, lateral, between B-scans (mm)
 
@@ -53,6 +53,24 @@ def test_bioptigen_oct_reads_columns_as_ascans_and_spacing_from_scan_size(biopti
     g = scan.geometry
     assert g.row_spacing == pytest.approx(1.2 / 24) and g.col_spacing == pytest.approx(4.0 / 40)
     assert g.slice_spacing == pytest.approx(0.5 / 2)
+
+
+def test_topcon_fds_reads_bscans_spacing_and_laterality_despite_current_numpy(tmp_path: Path) -> None:
+    pixels = _bscans(np.uint16, 4095)
+    scan = read_scan(write_topcon_fds(tmp_path / "scan.fds", pixels, x_mm=6.0, y_mm=6.0, z_um=2.6))
+    assert scan.source_format == "topcon_fds" and scan.header.laterality == "L"
+    np.testing.assert_array_equal(np.rint(scan.pixels * 4095).astype(np.uint16), pixels)
+    g = scan.geometry
+    assert (g.row_spacing, g.col_spacing, g.slice_spacing) == pytest.approx((0.0026, 6.0 / 40, 6.0 / 3))
+    ds = pydicom.dcmread(write_scan(scan, tmp_path / "out.dcm"))
+    assert (str(ds.PatientName), ds.PatientSex, ds.ImageLaterality) == ("Fixture^Jane", "F", "L")
+
+
+def test_topcon_file_without_bscans_is_one_line(tmp_path: Path) -> None:
+    path = write_topcon_fds(tmp_path / "scan.fds", _bscans(np.uint16, 4095), 6.0, 6.0, 2.6)
+    path.write_bytes(path.read_bytes().replace(b"@IMG_SCAN_03", b"@IMG_OTHER_3"))
+    with pytest.raises(ScanError, match=r"scan\.fds: no OCT B-scans in the file"):
+        read_scan(path)
 
 
 def test_vendor_files_are_found_and_recognised_by_their_first_bytes(vol, bioptigen, tmp_path: Path) -> None:
