@@ -127,19 +127,39 @@ def _nifti_magic(head: bytes) -> bool:
     return False
 
 
-def _vendor_magic(head: bytes) -> tuple[str, str] | None:
-    """Scanner exports: Heidelberg ``.vol`` ('HSF-OCT-') and ``.e2e`` ('CMDb'), Topcon ('FOCT', then
-    'FDA'/'FAA' for ``.fda``), Bioptigen ``.oct`` (its first header key, 'FRAMEHEADER', at byte 10).
-    A Zeiss ``.img`` has no header and is known by its name only."""
-    if head.startswith(b"HSF-OCT-"):
-        return "heidelberg_vol", ".vol"
-    if head.startswith(b"CMDb"):
-        return "heidelberg_e2e", ".e2e"
-    if head.startswith(b"FOCT"):
-        return ("topcon_fda", ".fda") if head[4:7] in (b"FDA", b"FAA") else ("topcon_fds", ".fds")
-    if head[6:10] == (11).to_bytes(4, "little") and head[10:21] == b"FRAMEHEADER":
-        return "bioptigen_oct", ".oct"
-    return None
+def heidelberg_vol_magic(head: bytes) -> bool:
+    """Heidelberg ``.vol``: its version string, 'HSF-OCT-xxx'."""
+    return head.startswith(b"HSF-OCT-")
+
+
+def heidelberg_e2e_magic(head: bytes) -> bool:
+    """Heidelberg ``.e2e``: 'CMDb' (the magic of its header and directory chunks)."""
+    return head.startswith(b"CMDb")
+
+
+def topcon_fda_magic(head: bytes) -> bool:
+    """Topcon: 'FOCT', then 'FDA' (macula) or 'FAA' (external fixation), as ``.fda`` exports start."""
+    return head.startswith(b"FOCT") and head[4:7] in (b"FDA", b"FAA")
+
+
+def topcon_fds_magic(head: bytes) -> bool:
+    """Topcon: 'FOCT' with another file type."""
+    return head.startswith(b"FOCT") and not topcon_fda_magic(head)
+
+
+def bioptigen_oct_magic(head: bytes) -> bool:
+    """Bioptigen ``.oct``: after the magic number and version, the key 'FRAMEHEADER' with its length 11."""
+    return head[6:10] == (11).to_bytes(4, "little") and head[10:21] == b"FRAMEHEADER"
+
+
+# Scanner exports by their first bytes (a Zeiss .img has no header and is known by its name only).
+_VENDOR_MAGIC = (
+    (heidelberg_vol_magic, "heidelberg_vol", ".vol"),
+    (heidelberg_e2e_magic, "heidelberg_e2e", ".e2e"),
+    (topcon_fda_magic, "topcon_fda", ".fda"),
+    (topcon_fds_magic, "topcon_fds", ".fds"),
+    (bioptigen_oct_magic, "bioptigen_oct", ".oct"),
+)
 
 
 def detect_format(path: Path) -> tuple[str, str] | None:
@@ -158,7 +178,7 @@ def detect_format(path: Path) -> tuple[str, str] | None:
         return "bmp", ".bmp"
     if _nifti_magic(head):
         return "nifti", ".nii"
-    vendor = _vendor_magic(head)
+    vendor = next(((fmt, suffix) for magic, fmt, suffix in _VENDOR_MAGIC if magic(head)), None)
     if vendor is not None:
         return vendor
     if head.startswith(b"\x1f\x8b"):

@@ -218,8 +218,14 @@ def _bioptigen_geometry(header: Any, depth: int, ascans: int, bscans: int) -> Ge
 def read_bioptigen_oct(path: Path, bscan_axis: int | None = None) -> Scan:
     """Bioptigen ``.oct``: every frame of every volume, A-scans stored as columns of ``[depth, A-scans]``."""
     readers = _library("oct_converter.readers", "oct-converter", path, "Bioptigen .oct")
-    with _damaged(path, "Bioptigen .oct"), _quiet() as printed:
-        volumes = readers.BOCT(path).read_oct_volume()
+    from oct_converter.exceptions import InvalidOCTReaderError
+
+    try:
+        with _damaged(path, "Bioptigen .oct"), _quiet() as printed:
+            volumes = readers.BOCT(path).read_oct_volume()
+    except InvalidOCTReaderError:
+        raise ScanError(f"{path}: not a Bioptigen .oct file (its header keys differ; "
+                        "Optovue .oct is not read)") from None
     if "Stopping load" in printed.getvalue():
         raise ScanError(f"{path}: truncated or damaged frame data ({printed.getvalue().splitlines()[0]})")
     bscans = np.concatenate([np.asarray(v.volume) for v in volumes]).transpose(0, 2, 1)
@@ -228,20 +234,31 @@ def read_bioptigen_oct(path: Path, bscan_axis: int | None = None) -> Scan:
     return _integer_scan(path, bscans, "bioptigen_oct", geometry, "Bioptigen")
 
 
-def declared_size(path: Path, fmt: str) -> tuple[tuple[int, ...], int]:
-    """(shape, samples) a vendor file declares: the ``.vol`` header's sizes, else its byte count (an
-    upper bound on the samples of 8- and 16-bit B-scans, none of these formats being compressed but FDA)."""
+def vol_declared_size(path: Path) -> tuple[tuple[int, ...], int]:
+    """(shape, samples) a ``.vol`` header declares (float32 samples count double); a header that
+    declares more B-scan bytes than the file holds is refused as damaged, not as too large."""
     size = path.stat().st_size
-    if fmt == "heidelberg_vol":
-        with path.open("rb") as fh:
-            head = fh.read(24)
-        if len(head) == 24:
-            size_x, n_bscans, size_y = struct.unpack("<3I", head[12:24])
-            if n_bscans * size_y * size_x * 4 > size:  # float32 samples
-                raise ScanError(f"{path}: not a readable Heidelberg .vol file (truncated or damaged: the header "
-                                f"declares {n_bscans} B-scans of {size_y}x{size_x}, more than its {size} bytes hold)")
-            return (n_bscans, size_y, size_x), n_bscans * size_y * size_x * 2
+    with path.open("rb") as fh:
+        head = fh.read(24)
+    if len(head) < 24:
+        return file_declared_size(path)
+    size_x, n_bscans, size_y = struct.unpack("<3I", head[12:24])
+    if n_bscans * size_y * size_x * 4 > size:
+        raise ScanError(f"{path}: not a readable Heidelberg .vol file (truncated or damaged: the header "
+                        f"declares {n_bscans} B-scans of {size_y}x{size_x}, more than its {size} bytes hold)")
+    return (n_bscans, size_y, size_x), n_bscans * size_y * size_x * 2
+
+
+def file_declared_size(path: Path) -> tuple[tuple[int, ...], int]:
+    """(shape, samples) bounded by the byte count: none of these formats is compressed except .fda
+    (JPEG 2000) and .e2e, whose B-scans eyepy decodes one by one."""
+    size = path.stat().st_size
     return (size,), size
+
+
+def declared_size(path: Path, fmt: str) -> tuple[tuple[int, ...], int]:
+    """(shape, samples) that vendor file ``path`` of format ``fmt`` declares, before decoding."""
+    return vol_declared_size(path) if fmt == "heidelberg_vol" else file_declared_size(path)
 
 
 for _name, _reader in (("heidelberg_vol", read_heidelberg_vol), ("heidelberg_e2e", read_heidelberg_e2e),

@@ -31,10 +31,11 @@ def write_heidelberg_vol(path: Path, bscans: np.ndarray, spacing: tuple[float, f
              layer_segmentations=np.zeros((0, w), np.float32), data=to_vol_intensity(b).astype(np.float32))
         for i, b in enumerate(bscans)
     ]
+    ticks = (when - datetime.datetime(1601, 1, 1)) // datetime.timedelta(microseconds=1) * 10
     data = layout.build(dict(
         version="HSF-OCT-103", size_x=w, n_bscans=n, size_y=h, scale_x=spacing[1], distance=spacing[2],
         scale_y=spacing[0], size_x_slo=8, size_y_slo=8, scale_x_slo=0.01, scale_y_slo=0.01,
-        field_size_slo=30, scan_focus=0.0, scan_position="OD", exam_time=(when - datetime.datetime(1601, 1, 1)) // datetime.timedelta(microseconds=1) * 10, scan_pattern=3,
+        field_size_slo=30, scan_focus=0.0, scan_position="OD", exam_time=ticks, scan_pattern=3,
         bscan_hdr_size=256, id="1", reference_id="", pid=1, patient_id=PATIENT_ID, dob=BIRTH.isoformat(), vid=1,
         visit_id="", visit_date=when.isoformat(), grid_type=0, grid_offset=0, grid_type1=0, grid_offset1=0, prog_id="",
         localizer=np.zeros((8, 8), np.uint8), bscans=bscan_items))
