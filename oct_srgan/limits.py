@@ -15,6 +15,12 @@ SERVE_MAX_PIXELS = 2**24
 
 def declared_size(path: Path, fmt: str) -> tuple[tuple[int, ...], int]:
     """(shape, decoded samples) that the header of ``path`` declares, without decoding pixels."""
+    from .io.registry import resolve_format
+
+    if resolve_format(fmt).writer is None:
+        from .io.vendor import declared_size as vendor_declared_size
+
+        return vendor_declared_size(path, fmt)
     if fmt == "dicom":
         import pydicom
 

@@ -133,8 +133,9 @@ def output_plan(inputs: list[Path], out: Path, suffix: str = "_sr") -> Path | No
     """The one output file ``out`` names, or None when ``out`` is a folder; refuses what cannot work.
 
     ``out`` with a scan extension (``.dcm``, ``.nii.gz``, ``.png``...) that is not an existing folder
-    names the output file itself: allowed for exactly one input file of the same format, so that
-    ``-o out.dcm`` never becomes a folder called ``out.dcm`` nor a DICOM saved under another format.
+    names the output file itself: allowed for exactly one input file of the same format (or a
+    read-only scanner export, written as that format), so that ``-o out.dcm`` never becomes a folder
+    called ``out.dcm`` nor a DICOM saved under another format.
     """
     if not suffix or any(sep in suffix for sep in ("/", "\\", os.sep)):
         raise OctSrganError(f"--suffix {suffix!r}: must be non-empty text without a path separator")
@@ -145,7 +146,7 @@ def output_plan(inputs: list[Path], out: Path, suffix: str = "_sr") -> Path | No
         what = "the input is a folder" if len(inputs) == 1 else f"there are {len(inputs)} inputs"
         raise OctSrganError(f"{out}: -o names one output file, but {what}; give -o a folder instead")
     source = scan_io.scan_format(inputs[0])
-    if source != wanted:
+    if not scan_io.can_write_as(source, wanted):
         raise OctSrganError(f"{out}: -o is a {wanted} file name but {inputs[0]} is {source}; "
                             f"name the output with the input's extension (a scan keeps its format)")
     return out
@@ -181,6 +182,7 @@ def _output_target(path: Path, out_dir: Path, out_file: Path | None, suffix: str
                    claimed: dict[Path, Path]) -> tuple[Path, str | None]:
     """Where ``path`` is written, and why it is skipped instead (None: it is not)."""
     stem, ext = _split_name(path)
+    ext = scan_io.written_suffix(path) or ext
     target = out_file if out_file is not None else out_dir / f"{stem}{suffix}{ext}"
     if target in claimed:
         return target, f"{path}: same output name {target.name} as {claimed[target]}"

@@ -24,9 +24,17 @@ _FORMAT_BY_SUFFIX = {
     ".jpg": "jpeg",
     ".jpeg": "jpeg",
     ".bmp": "bmp",
+    # scanner exports, read-only (``vendor``)
+    ".vol": "heidelberg_vol",
+    ".e2e": "heidelberg_e2e",
+    ".fds": "topcon_fds",
+    ".fda": "topcon_fda",
+    ".img": "zeiss_img",
+    ".oct": "bioptigen_oct",
 }
 SCAN_SUFFIXES: tuple[str, ...] = (
-    ".dcm", ".dicom", ".nii", ".nii.gz", ".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"
+    ".dcm", ".dicom", ".nii", ".nii.gz", ".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp",
+    ".vol", ".e2e", ".fds", ".fda", ".img", ".oct",
 )
 # Enough for every magic number below: the DICOM marker ends at 132, the NIfTI-1 magic at 348.
 _HEAD_BYTES = 352
@@ -105,6 +113,11 @@ def format_of_name(path: str | Path) -> str | None:
     return _FORMAT_BY_SUFFIX[suffix] if suffix else None
 
 
+def suffix_of_format(fmt: str) -> str:
+    """The usual extension of format ``fmt`` (dicom -> .dcm)."""
+    return next(s for s, f in _FORMAT_BY_SUFFIX.items() if f == fmt)
+
+
 def _nifti_magic(head: bytes) -> bool:
     """NIfTI-1 (348-byte header, magic at 344) or NIfTI-2 (540-byte header, magic at 4), either endian."""
     if len(head) >= 348 and head[344:348] in (b"n+1\0", b"ni1\0"):
@@ -112,6 +125,41 @@ def _nifti_magic(head: bytes) -> bool:
     if len(head) >= 8 and head[4:8] in (b"n+2\0", b"ni2\0"):
         return int.from_bytes(head[:4], "little") == 540 or int.from_bytes(head[:4], "big") == 540
     return False
+
+
+def heidelberg_vol_magic(head: bytes) -> bool:
+    """Heidelberg ``.vol``: its version string, 'HSF-OCT-xxx'."""
+    return head.startswith(b"HSF-OCT-")
+
+
+def heidelberg_e2e_magic(head: bytes) -> bool:
+    """Heidelberg ``.e2e``: 'CMDb' (the magic of its header and directory chunks)."""
+    return head.startswith(b"CMDb")
+
+
+def topcon_fda_magic(head: bytes) -> bool:
+    """Topcon: 'FOCT', then 'FDA' (macula) or 'FAA' (external fixation), as ``.fda`` exports start."""
+    return head.startswith(b"FOCT") and head[4:7] in (b"FDA", b"FAA")
+
+
+def topcon_fds_magic(head: bytes) -> bool:
+    """Topcon: 'FOCT' with another file type."""
+    return head.startswith(b"FOCT") and not topcon_fda_magic(head)
+
+
+def bioptigen_oct_magic(head: bytes) -> bool:
+    """Bioptigen ``.oct``: after the magic number and version, the key 'FRAMEHEADER' with its length 11."""
+    return head[6:10] == (11).to_bytes(4, "little") and head[10:21] == b"FRAMEHEADER"
+
+
+# Scanner exports by their first bytes (a Zeiss .img has no header and is known by its name only).
+_VENDOR_MAGIC = (
+    (heidelberg_vol_magic, "heidelberg_vol", ".vol"),
+    (heidelberg_e2e_magic, "heidelberg_e2e", ".e2e"),
+    (topcon_fda_magic, "topcon_fda", ".fda"),
+    (topcon_fds_magic, "topcon_fds", ".fds"),
+    (bioptigen_oct_magic, "bioptigen_oct", ".oct"),
+)
 
 
 def detect_format(path: Path) -> tuple[str, str] | None:
@@ -130,6 +178,9 @@ def detect_format(path: Path) -> tuple[str, str] | None:
         return "bmp", ".bmp"
     if _nifti_magic(head):
         return "nifti", ".nii"
+    vendor = next(((fmt, suffix) for magic, fmt, suffix in _VENDOR_MAGIC if magic(head)), None)
+    if vendor is not None:
+        return vendor
     if head.startswith(b"\x1f\x8b"):
         try:
             with gzip.open(path, "rb") as fh:

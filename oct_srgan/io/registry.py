@@ -25,21 +25,25 @@ Writer = Callable[[Scan, Path, str | None], None]
 
 @dataclass(frozen=True)
 class ScanFormat:
-    """A registered format: its name (``Scan.source_format``), reader and writer."""
+    """A registered format: its name (``Scan.source_format``), reader and writer; a read-only format
+    (a scanner's export) has no writer and names the format its scans are written as."""
 
     name: str
     reader: Reader
-    writer: Writer
+    writer: Writer | None
+    write_as: str | None = None
 
 
 SUPPORTED_FORMATS: dict[str, ScanFormat] = {}
 
 
-def register_format(name: str, reader: Reader, writer: Writer) -> ScanFormat:
+def register_format(name: str, reader: Reader, writer: Writer | None, write_as: str | None = None) -> ScanFormat:
     """Add format ``name`` to the table; a name is registered once (a second module claiming it is a bug)."""
     if name in SUPPORTED_FORMATS:
         raise ValueError(f"scan format {name!r} is already registered")
-    entry = ScanFormat(name, reader, writer)
+    if (writer is None) == (write_as is None):
+        raise ValueError(f"scan format {name!r} needs either a writer or a write_as format")
+    entry = ScanFormat(name, reader, writer, write_as)
     SUPPORTED_FORMATS[name] = entry
     return entry
 

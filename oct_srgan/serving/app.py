@@ -23,6 +23,7 @@ from starlette.routing import Route
 
 from ..errors import ModelError, OctSrganError
 from ..inference import DEFAULT_TILE
+from ..io.detect import format_of_name
 from ..loading import load_model
 from ..limits import SERVE_MAX_PIXELS
 from .errors import UserError
@@ -140,7 +141,8 @@ def _download(request: Request) -> Response:
     job = upload.job
     if job is None or job.mode != "enhance" or job.state != "done" or job.output is None:
         raise UserError(409, "nothing to download yet: process the scan in enhance mode first")
-    return FileResponse(job.output, media_type=_MEDIA[upload.format],
+    # the format the output was written as: a scanner export's is DICOM
+    return FileResponse(job.output, media_type=_MEDIA[format_of_name(job.output) or upload.format],
                         filename=download_name(request.query_params.get("name"), upload))
 
 

@@ -33,7 +33,8 @@ MAX_SCANS = 8
 STALE_UPLOAD_S = 600.0
 RESULT_GRACE_S = 600.0
 SCAN_ID = re.compile(r"[0-9a-f]{64}")
-SUPPORTED = "DICOM, NIfTI (.nii/.nii.gz), PNG, TIFF, JPEG or BMP"
+SUPPORTED = ("DICOM, NIfTI (.nii/.nii.gz), PNG, TIFF, JPEG, BMP or a scanner export (Heidelberg .vol/.e2e, "
+             "Topcon .fds/.fda, Bioptigen .oct)")
 
 
 @dataclasses.dataclass(eq=False)
@@ -73,7 +74,8 @@ class Job:
 
 @dataclasses.dataclass(eq=False)
 class Upload:
-    """An uploaded scan: its own random id, detected format, the file in the temp folder and the pixels."""
+    """An uploaded scan: its own random id, detected format, the suffix of the files written from it
+    (its own, or ``.dcm`` for a scanner export), the file in the temp folder and the pixels."""
 
     id: str
     format: str
@@ -120,7 +122,7 @@ def read_upload(part: Path, folder: Path, max_pixels: int | None, factor: int = 
         target.unlink(missing_ok=True)
         log.warning("upload %s: %s reader failed (%s)", digest[:8], fmt, type(exc).__name__)
         raise UserError(400, f"cannot read the uploaded {fmt} file") from None
-    return Upload(digest, fmt, suffix, target, scan)
+    return Upload(digest, fmt, scan_io.written_suffix(target) or suffix, target, scan)
 
 
 class Uploads:
