@@ -45,7 +45,7 @@ def test_check_mode_scores_a_16bit_png(server) -> None:
     status, scan = upload(base, data)
     assert status == 200
     assert scan["id"] != hashlib.sha256(data).hexdigest()  # an id says nothing about the content
-    assert {k: v for k, v in scan.items() if k != "id"} == {"n_bscans": 1, "height": 450, "width": 900, "format": "png", "suffix": ".png", "bit_depth": 16}
+    assert {k: v for k, v in scan.items() if k != "id"} == {"n_bscans": 1, "height": 450, "width": 900, "format": "png", "suffix": ".png", "bit_depth": 16, "note": None}
     assert (service.workdir / f"{scan['id']}.png").read_bytes() == data
     status, _, _ = call(base, "POST", f"/api/scans/{scan['id']}/process?mode=check")
     assert status == 202
