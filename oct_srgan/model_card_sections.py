@@ -56,7 +56,8 @@ def noref_section(model: str, scans: list[Path] | None, out: Path) -> list[str]:
     from oct_srgan.evaluation import EvalOptions, open_model
     from oct_srgan.noref_eval import evaluate_scans, summary_markdown
 
-    result = evaluate_scans(open_model(model, "cpu"), scans, EvalOptions(out=out, track=False, figures=0, overwrite=True))
+    result = evaluate_scans(open_model(model, "cpu"), scans, EvalOptions(out=out, track=False, figures=0,
+                                                                        overwrite=Path(out).exists()))
     return ["### Native scans without references", "",
             f"{result.rows['id'].nunique()} B-scans from {result.rows['scan'].nunique()} scans, each judged against its "
             "own input (`oct_srgan/noref.py`): consistency = PSNR of the output's block mean vs the input, both smoothed "
