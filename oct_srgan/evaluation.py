@@ -61,7 +61,7 @@ class ModelUnderTest:
     def inferer(self, options: EvalOptions) -> SRInferer:
         """The one inference path (tiles, overlap, precision, channels) with ``options``' tiling."""
         return SRInferer(self.model, tile=options.tile or None, overlap=options.overlap, device=self.device,
-                         precision=self.precision)
+                         precision=self.precision, fidelity=options.fidelity)
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,7 @@ class EvalOptions:
     figures: int = 3
     track: bool = True
     progress: bool = False
+    fidelity: float = 0.0
 
 
 @dataclass
@@ -329,7 +330,7 @@ def _log_results(model: ModelUnderTest, n_images: int, protocol: _Protocol, opti
         "model.train_run_id": loaded.meta.get("run_id", "unknown"), "protocol": protocol.protocol,
         "split": protocol.split if protocol.dataset is not None else "-", "benchmark": protocol.benchmark or "-",
         "n_images": n_images, "shave": protocol.shave, "y_channel": protocol.y_channel, "tile": options.tile,
-        "overlap": options.overlap, "precision": model.precision, "content_extractor": note[:250],
+        "overlap": options.overlap, "fidelity": options.fidelity, "precision": model.precision, "content_extractor": note[:250],
     })
     tracking.log_params({"target": result.target})
     headline: dict[str, float] = {}

@@ -38,23 +38,61 @@ class Weights:
     meta: dict[str, Any]
 
 
+_MIX = {"modes": ["bicubic", "decimate"], "blur": [0.0, 1.0], "blur_prob": 0.3, "speckle": [0.0, 0.0], "speckle_prob": 0.0}
+
+
 class OctSrganWeights(Enum):
-    """The weights shipped with oct-srgan; ``DEFAULT`` is what ``--model default`` loads."""
+    """The weights shipped with oct-srgan, each named on the command line by its ``name`` (any case).
+
+    ``default`` (PSNR-oriented, x4 on both axes), ``gan`` (the SRGAN stage fine-tuned from it) and
+    ``lateral`` (x4 along the A-scan axis only: scans acquired with 4x fewer A-scans). ``meta``
+    repeats what the file's own meta says (tests keep them equal) so a user can see what an entry
+    is without loading it; its ``evaluation`` is the card's test-split numbers against the
+    registered-average (clean) references of the Duke Bioptigen test subjects.
+    """
 
     OCT_X4 = Weights(
         file="oct_srgan_x4.pt",
         meta={
+            "name": "default",
             "scale": 4,
             "upsample_axes": "both",
             "in_channels": 1,
-            "degradation": {"mode": "bicubic", "axes": "both", "speckle": 0.0,
-                            "mix": {"modes": ["bicubic", "decimate"], "blur": [0.0, 1.0], "blur_prob": 0.3,
-                                    "speckle": [0.0, 0.0], "speckle_prob": 0.0}},
+            "degradation": {"mode": "bicubic", "axes": "both", "speckle": 0.0, "mix": _MIX},
             "card": "MODEL_CARD.md",
-            # Test split of Duke Bioptigen, scored against the registered-average (clean) references.
             "evaluation": {
                 "split": "test", "target": "reference", "dataset_hash": "5b29cf6aa3281402", "n_images": 10,
                 "model_psnr": 26.9387, "model_ssim": 0.6944, "bicubic_psnr": 25.3461, "bicubic_ssim": 0.5925,
+            },
+        },
+    )
+    OCT_X4_GAN = Weights(
+        file="oct_srgan_x4_gan.pt",
+        meta={
+            "name": "gan",
+            "scale": 4,
+            "upsample_axes": "both",
+            "in_channels": 1,
+            "degradation": {"mode": "bicubic", "axes": "both", "speckle": 0.0, "mix": _MIX},
+            "card": "MODEL_CARD_gan.md",
+            "evaluation": {
+                "split": "test", "target": "reference", "dataset_hash": "5b29cf6aa3281402", "n_images": 10,
+                "model_psnr": 26.9981, "model_ssim": 0.6944, "bicubic_psnr": 25.3461, "bicubic_ssim": 0.5925,
+            },
+        },
+    )
+    OCT_X4_LATERAL = Weights(
+        file="oct_srgan_x4_lateral.pt",
+        meta={
+            "name": "lateral",
+            "scale": 4,
+            "upsample_axes": "lateral",
+            "in_channels": 1,
+            "degradation": {"mode": "decimate", "axes": "lateral", "speckle": 0.0, "mix": _MIX},
+            "card": "MODEL_CARD_lateral.md",
+            "evaluation": {
+                "split": "test", "target": "reference", "dataset_hash": "d96ff683d137d9eb", "n_images": 10,
+                "model_psnr": 26.8318, "model_ssim": 0.6873, "bicubic_psnr": 18.1452, "bicubic_ssim": 0.1142,
             },
         },
     )
@@ -67,11 +105,22 @@ class OctSrganWeights(Enum):
     def path(self) -> Path:
         return WEIGHTS_DIR / self.value.file
 
+    @property
+    def label(self) -> str:
+        """The name ``--model`` takes for this entry (``default``, ``gan``, ``lateral``)."""
+        return str(self.value.meta["name"])
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """Every ``--model`` name of a shipped entry, in table order."""
+        return [member.label for member in cls]
+
     @classmethod
     def from_name(cls, text: str) -> OctSrganWeights | None:
-        """The entry a model argument names (``default``, ``OCT_X4``, ``OctSrganWeights.OCT_X4``), else None."""
+        """The entry a model argument names (``default``, ``GAN``, ``OCT_X4``, ``OctSrganWeights.OCT_X4``), else None."""
         name = text.removeprefix(f"{cls.__name__}.")
-        return cls.__members__.get("DEFAULT" if name == "default" else name)
+        by_label = {member.label: member for member in cls}
+        return by_label.get(name.lower()) or cls.__members__.get(name.upper())
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,9 +154,9 @@ def resolve_model_file(spec: str | Path | OctSrganWeights) -> tuple[Path, str]:
     if weights is not None:
         path = weights.path
         if not path.is_file():
-            raise ModelError(f"{path}: the default model is not installed yet; pass a checkpoint, "
+            raise ModelError(f"{path}: the {weights.label} model is not installed; pass a checkpoint, "
                              "generator file or MLflow model URI instead")
-        return path, f"default ({path.name})"
+        return path, f"{weights.label} ({path.name})"
     return locate_model_file(spec)
 
 

@@ -1,9 +1,10 @@
-"""Package a trained generator as the shipped default model, with its model card.
+"""Package a trained generator as one of the shipped models, with its model card.
 
-``python -m oct_srgan.model_card GENERATOR DATASET --out oct_srgan/weights [--stage1 GEN1]``
-evaluates the generator on the dataset's test split with :func:`oct_srgan.evaluation.evaluate_split`
-(the protocol of ``oct-srgan evaluate``, without MLflow), then writes ``oct_srgan_x4.pt`` (fp16
-weights; the card's numbers in its meta so ``enhance`` and ``serve`` can show them) and ``MODEL_CARD.md``.
+``python -m oct_srgan.model_card GENERATOR DATASET --name default|gan|lateral --out oct_srgan/weights
+[--stage1 GEN1]`` evaluates the generator on the dataset's test split with
+:func:`oct_srgan.evaluation.evaluate_split` (the protocol of ``oct-srgan evaluate``, without MLflow),
+then writes the weights file and card its :class:`~oct_srgan.loading.OctSrganWeights` entry names
+(the card's numbers in the file's meta so ``enhance`` and ``serve`` can show them).
 """
 
 from __future__ import annotations
@@ -24,11 +25,10 @@ from oct_srgan.data import open_dataset
 from oct_srgan.enums import Split, values
 from oct_srgan.evaluation import EvalOptions, evaluate_split, open_model
 from oct_srgan.fsutil import atomic_path
+from oct_srgan.loading import OctSrganWeights
 from oct_srgan.model_card_sections import cv_section, noref_section, protocols_section
 from oct_srgan.scoring import EvaluationResult, summary_markdown
 
-MODEL_FILE = "oct_srgan_x4.pt"
-CARD_FILE = "MODEL_CARD.md"
 
 
 def hardware() -> str:
@@ -131,9 +131,23 @@ def stage_comparison(stage_results: list[tuple[str, EvaluationResult]]) -> list[
     return lines
 
 
+def _title(name: str, spec: dict[str, Any], file: Path, n_params: int) -> list[str]:
+    """The card's title (which ``--model`` name it documents), file line and summary heading."""
+    what = "both axes" if spec["upsample_axes"] == "both" else "the A-scan (lateral) axis"
+    return [
+        f"# oct-srgan `{name}` model (`--model {name}`): {spec['scale']}x super-resolution of {what} for retinal SD-OCT B-scans",
+        "",
+        f"File `{file.name}` ({file.stat().st_size / 1e6:.2f} MB, fp16 weights, {n_params:,} parameters), "
+        f"made by oct-srgan {__version__}.",
+        "",
+        "## Summary",
+        "",
+    ]
+
+
 def card_text(
-    spec: dict[str, Any], metas: list[dict[str, Any]], result: EvaluationResult, dataset: Any, n_params: int, size: int,
-    stage_results: list[tuple[str, EvaluationResult]] | None = None, extra: list[str] | None = None,
+    spec: dict[str, Any], metas: list[dict[str, Any]], result: EvaluationResult, dataset: Any, n_params: int, file: Path,
+    stage_results: list[tuple[str, EvaluationResult]] | None = None, extra: list[str] | None = None, name: str = "default",
 ) -> str:
     """The model card in Markdown: data and split, recipe, steps, wall time, hardware, test numbers."""
     counts = {s: len(dataset.split(s)) for s in values(Split)}
@@ -142,12 +156,7 @@ def card_text(
     ssim_m, ssim_b = result.mean("model", "ssim"), result.mean("bicubic", "ssim")
     deg = dataset.degradation
     lines = [
-        "# oct-srgan default model: 4x super-resolution for retinal SD-OCT B-scans",
-        "",
-        f"File `{MODEL_FILE}` ({size / 1e6:.2f} MB, fp16 weights, {n_params:,} parameters), made by oct-srgan {__version__}.",
-        "",
-        "## Summary",
-        "",
+        *_title(name, spec, file, n_params),
         f"On the held-out test subjects, scored against "
         f"{'their registered-average (clean) reference B-scans' if result.target == 'reference' else 'the scans themselves'}: "
         f"**{psnr_m:.2f} dB PSNR / {ssim_m:.4f} SSIM** against "
@@ -192,7 +201,7 @@ def card_text(
         "",
         "## Evaluation on the test split",
         "",
-        "`oct-srgan evaluate --model default --data <preprocess of ../shared/data/oct/duke_bioptigen> --split test`",
+        f"`oct-srgan evaluate --model {name} --data <preprocess of ../shared/data/oct/duke_bioptigen> --split test`",
         "",
         *_evaluation_tables(result),
         *protocols_section(result.protocols),
@@ -214,8 +223,8 @@ def card_text(
 
 
 def package(generator_file: Path, dataset_dir: Path, out_dir: Path, stage_files: list[Path], cv: Path | None = None,
-            scans: list[Path] | None = None) -> Path:
-    """Evaluate ``generator_file`` on the test split and write the default model + card to ``out_dir``.
+            scans: list[Path] | None = None, name: str = "default") -> Path:
+    """Evaluate ``generator_file`` on the test split and write the shipped model ``name`` + card to ``out_dir``.
 
     ``cv`` (a CSV of protocol, metric, mean, sd, n_folds) adds the cross-validation figures and
     ``scans`` (native scans without references) the no-reference table.
@@ -230,7 +239,7 @@ def package(generator_file: Path, dataset_dir: Path, out_dir: Path, stage_files:
             stage_results.append((str(load_generator_file(path)[2].get("stage", f"stage {i + 1}")), stage.result))
         final = evaluate_split(open_model(str(generator_file), "cpu"), dataset, "test",
                                replace(options, out=Path(tmp) / "final", figures=1))
-        extra = [*cv_section(cv), *noref_section(str(generator_file), scans, Path(tmp) / "scans")]
+        extra = [*cv_section(cv), *noref_section(str(generator_file), scans, Path(tmp) / "scans", dataset)]
     result = final.result
     stage_results.append((str(meta.get("stage", "final")), result))
     metas = [load_generator_file(p)[2] for p in stage_files] + [meta]
@@ -241,29 +250,34 @@ def package(generator_file: Path, dataset_dir: Path, out_dir: Path, stage_files:
         "target": result.target,
         **{f"{m}_{k}": result.mean(m, k) for m in ("model", "bicubic") for k in ("psnr", "ssim")},
     }
+    entry = OctSrganWeights.from_name(name)
+    if entry is None:
+        raise ValueError(f"unknown shipped model name {name!r}: one of {', '.join(OctSrganWeights.names())}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / MODEL_FILE
-    save_generator_file(target, state, spec, {**meta, "evaluation": evaluation, "card": CARD_FILE})
+    target, card_file = out_dir / entry.value.file, str(entry.value.meta["card"])
+    save_generator_file(target, state, spec, {**meta, "evaluation": evaluation, "card": card_file})
     n_params = sum(v.numel() for v in state.values() if v.is_floating_point())
-    with atomic_path(out_dir / CARD_FILE) as tmp_card:
-        tmp_card.write_text(card_text(spec, metas, result, dataset, n_params, target.stat().st_size, stage_results,
-                                     extra))
+    with atomic_path(out_dir / card_file) as tmp_card:
+        tmp_card.write_text(card_text(spec, metas, result, dataset, n_params, target, stage_results,
+                                     extra, entry.label))
     return target
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Package a generator as the default model with its card.")
+    parser = argparse.ArgumentParser(description="Package a generator as a shipped model with its card.")
     parser.add_argument("generator", type=Path)
     parser.add_argument("dataset", type=Path)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "weights")
+    parser.add_argument("--name", default="default", choices=OctSrganWeights.names(), help="Which shipped model this is.")
     parser.add_argument("--stage1", type=Path, action="append", default=[], help="Earlier stages' generator files.")
     parser.add_argument("--cv", type=Path, default=None,
                         help="Cross-validation summary CSV (protocol, metric, mean, sd, n_folds) for the card.")
     parser.add_argument("--scans", type=Path, action="append", default=[],
                         help="Native scans without references (files or folders) for the no-reference table.")
     args = parser.parse_args()
-    target = package(args.generator, args.dataset, args.out, args.stage1, args.cv, args.scans)
-    print(f"default model: {target}\nmodel card: {target.parent / CARD_FILE}")
+    target = package(args.generator, args.dataset, args.out, args.stage1, args.cv, args.scans, args.name)
+    card = OctSrganWeights.from_name(args.name).value.meta["card"]
+    print(f"{args.name} model: {target}\nmodel card: {target.parent / card}")
 
 
 if __name__ == "__main__":

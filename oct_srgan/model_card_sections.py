@@ -7,6 +7,7 @@ only places them.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -49,12 +50,13 @@ def cv_section(path: Path | None) -> list[str]:
     return [*lines, ""]
 
 
-def noref_section(model: str, scans: list[Path] | None, out: Path) -> list[str]:
-    """The no-reference measures of ``model`` on native scans from other devices, beside bicubic and linear."""
+def noref_section(model: str, scans: list[Path] | None, out: Path, dataset: Any = None) -> list[str]:
+    """The no-reference measures of ``model`` on native scans from other devices, beside bicubic and linear,
+    and (with a reference ``dataset``) what the registered averages themselves score on its test scans."""
     if not scans:
         return []
     from oct_srgan.evaluation import EvalOptions, open_model
-    from oct_srgan.noref_eval import evaluate_scans, summary_markdown
+    from oct_srgan.noref_eval import evaluate_scans, reference_ceiling, summary_markdown
 
     result = evaluate_scans(open_model(model, "cpu"), scans, EvalOptions(out=out, track=False, figures=0,
                                                                         overwrite=Path(out).exists()))
@@ -63,4 +65,14 @@ def noref_section(model: str, scans: list[Path] | None, out: Path) -> list[str]:
             "own input (`oct_srgan/noref.py`): consistency = PSNR of the output's block mean vs the input, both smoothed "
             "at sigma 2 input px; background shift = output minus input over the darkest 30 % of the smoothed input, "
             "in 8-bit levels; focus contrast kept = 99.5th - 50th percentile of a sigma 1 - 4 DoG, output over input.", "",
-            summary_markdown(result.summary)]
+            summary_markdown(result.summary), *_ceiling_lines(dataset, reference_ceiling)]
+
+
+def _ceiling_lines(dataset: Any, ceiling: Any) -> list[str]:
+    if dataset is None or not dataset.has_references:
+        return []
+    means = ceiling(dataset, "test").mean(numeric_only=True)
+    return ["", "A perfect despeckler scores lower than 1 / 100 dB here, because part of what these measures count on "
+            "speckled scans is speckle: the registered averages of the test subjects, judged as the output for their own "
+            f"single acquisitions (`python bench/noref_oracle.py`), score consistency {means['consistency_db']:.1f} dB, "
+            f"background shift {means['background_shift']:+.1f} and focus contrast kept {means['focus_kept']:.2f}.", ""]

@@ -148,7 +148,7 @@ def evaluate_scans(model: ModelUnderTest, inputs: list[Path], options: EvalOptio
                       tags={"model_source": loaded.source, "device": str(model.device)}) as run:
         tracking.log_params({"model": loaded.source, "model.scale": loaded.scale, "model.upsample_axes": loaded.axes,
                              "protocol": "noref", "n_images": len(items), "n_scans": len({it["scan"] for it in items}),
-                             "tile": options.tile, "overlap": options.overlap, "precision": model.precision})
+                             "tile": options.tile, "overlap": options.overlap, "precision": model.precision, "fidelity": options.fidelity})
         result = score_scans(model, items, out, options)
         tracking.log_metrics({f"noref.{r.method.replace(' - ', '_minus_')}.{r.metric}": float(r.mean)
                               for r in result.summary.itertuples() if r.mean == r.mean})
@@ -156,3 +156,21 @@ def evaluate_scans(model: ModelUnderTest, inputs: list[Path], options: EvalOptio
             tracking.log_artifact(path, "figures" if path.suffix == ".png" else "tables")
     result.run_id = run.info.run_id
     return result
+
+
+def reference_ceiling(dataset: Any, split: str = "test") -> pd.DataFrame:
+    """The measures of a perfect despeckler: each single acquisition of ``split`` judged with its
+    registered average (matched to its grey levels, replicated x4) as the output.
+
+    On speckled scans part of what the measures count is speckle, so the clean answer itself loses
+    some consistency and focus contrast; this is the ceiling for a model trained towards the averages.
+    """
+    rows = dataset.split(split)
+    rows = rows[rows["is_reference"].astype(str).str.lower() != "true"]
+    out = []
+    for r in rows.itertuples():
+        noisy = scan_io.read_scan(dataset.root / r.hr_path).pixels[0].astype(np.float64)
+        reference = scan_io.read_scan(dataset.root / r.ref_path).pixels[0].astype(np.float64)
+        matched = np.clip(reference * r.ref_gain + r.ref_offset, 0.0, 1.0)
+        out.append({"scan": r.scan_id, **measure(noisy, np.kron(matched, np.ones((4, 4))), (4, 4))})
+    return pd.DataFrame(out)

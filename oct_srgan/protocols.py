@@ -60,9 +60,12 @@ def protocol_rows(items: list[dict[str, Any]], model: Callable[[torch.Tensor], t
         for item in items:
             if item.get("reference") is None:
                 continue
-            noisy = item["self"][None].float()
+            # Every protocol needs a multiple of the scale on both axes (a lateral dataset keeps 450 rows).
+            h, w = (item["self"].shape[-2] // scale) * scale, (item["self"].shape[-1] // scale) * scale
+            noisy = item["self"][None].float()[..., :h, :w]
+            reference = item["reference"][..., :h, :w]
             matched = item.get("reference_matched")
-            matched = item["reference"] if matched is None else matched
+            matched = reference if matched is None else matched[..., :h, :w]
             for name, p in PROTOCOLS.items():
                 lr = downscale(noisy, scale, p.mode, p.axes)
                 methods: dict[str, Callable[[], torch.Tensor]] = {
@@ -74,7 +77,7 @@ def protocol_rows(items: list[dict[str, Any]], model: Callable[[torch.Tensor], t
                 for method, run in methods.items():
                     sr = run().detach().float().cpu().clamp(0, 1)
                     rows.append({"protocol": name, "method": method, "id": item["id"],
-                                 **_score(sr, item["reference"], matched, shave)})
+                                 **_score(sr, reference, matched, shave)})
     return pd.DataFrame(rows)
 
 

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Retrain the shipped default model (oct_srgan/weights/oct_srgan_x4.pt) on the shared Duke scans:
-# preprocess (reference pairs, each input's gain/offset fitted) -> SRResNet stage, a fine-tune of the
-# shipped weights with the intensity-faithful, mixed-degradation recipe -> export with its model card
-# (three protocols, cross-validation figures from bench/crossval.py, no-reference measures on native
-# scans of the test subjects and another device). From scratch: --set train.init_from=null.
+# Retrain the three shipped models (--model default | gan | lateral, oct_srgan/weights/) on the shared
+# Duke scans, about 1.5 h on 2 CPU cores:
+# preprocess (reference pairs, each input's gain/offset fitted) -> `default`: SRResNet stage, a fine-tune
+# of the shipped weights with the intensity-faithful, mixed-degradation recipe -> subject
+# cross-validation of that recipe (bench/crossval.py) -> `gan`: the SRGAN stage from the new default ->
+# `lateral`: x4 along the A-scan axis on a lateral dataset -> each exported with its model card (three
+# protocols, cross-validation figures, no-reference measures on native scans of the test subjects and
+# another device). Extra arguments go to the default model's training (from scratch: --set train.init_from=null).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/venv.sh"
@@ -17,9 +20,20 @@ oct-srgan train --config configs/oct_x4_srresnet.yaml --data "$OUT/duke" --out "
   --set train.init_from="$OUT/base_x4.pt" "$@"
 python bench/crossval.py --folds 3 --out "$OUT/cv" --set train.iterations=500 --set train.lr=4e-4 \
   --set "train.lr_milestones=[300,420]" --set train.val_interval=250
+oct-srgan train --config configs/oct_x4_srgan.yaml --data "$OUT/duke" --out "$OUT/runs/oct_x4_srgan" --overwrite \
+  --set train.init_from="$OUT/runs/oct_x4_srresnet/generator.pt"
+oct-srgan preprocess "$DATA/oct/duke_bioptigen" --out "$OUT/duke_lateral" --reference average --axes lateral \
+  --degradation decimate --seed 0 --overwrite --no-progress
+cp oct_srgan/weights/oct_srgan_x4_lateral.pt "$OUT/base_x4_lateral.pt"
+oct-srgan train --config configs/oct_x4_lateral.yaml --data "$OUT/duke_lateral" --out "$OUT/runs/oct_x4_lateral" --overwrite \
+  --set train.init_from="$OUT/base_x4_lateral.pt"
 SCANS=()
 for f in "$DATA"/oct/formats/octdl_bscan_rgb_channel_*.nii.gz "$DATA"/oct/duke_bioptigen/subject0{3,4}/{1,test}.tif; do
   SCANS+=(--scans "$f")
 done
 python -m oct_srgan.model_card "$OUT/runs/oct_x4_srresnet/generator.pt" "$OUT/duke" --out oct_srgan/weights \
-  --cv "$OUT/cv/cv_summary.csv" "${SCANS[@]}"
+  --name default --cv "$OUT/cv/cv_summary.csv" "${SCANS[@]}"
+python -m oct_srgan.model_card "$OUT/runs/oct_x4_srgan/generator.pt" "$OUT/duke" --out oct_srgan/weights \
+  --name gan --stage1 "$OUT/runs/oct_x4_srresnet/generator.pt" "${SCANS[@]}"
+python -m oct_srgan.model_card "$OUT/runs/oct_x4_lateral/generator.pt" "$OUT/duke_lateral" --out oct_srgan/weights \
+  --name lateral "${SCANS[@]}"

@@ -211,6 +211,7 @@ def enhance_files(
     overlap: float | int = DEFAULT_OVERLAP,
     batch_size: int = 4,
     device: str | torch.device = "cpu",
+    fidelity: float = 0.0,
     precision: str = "fp32",
     overwrite: bool = False,
     compare: bool = False,
@@ -248,8 +249,9 @@ def enhance_files(
     _check_writable(out_dir)
     report.model = loaded = load_model(model, device)
     inferer = SRInferer(loaded, tile=tile, overlap=overlap, batch_size=batch_size, device=device,
-                        precision="fp32" if precision == "auto" else precision)
-    derivation = f"oct-srgan x{loaded.scale} super-resolution (model {loaded.source})"
+                        precision="fp32" if precision == "auto" else precision, fidelity=fidelity)
+    derivation = (f"oct-srgan x{loaded.scale} super-resolution (model {loaded.source}"
+                  f"{f', fidelity {fidelity:g}' if fidelity else ''})")
     claimed: dict[Path, Path] = {}
     plan = [(path, *_output_target(path, out_dir, out_file, suffix, overwrite, claimed)) for path in found]
     for path, target, reason in share.take(plan):

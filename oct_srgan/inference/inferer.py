@@ -23,6 +23,7 @@ from ..loading import LoadedModel
 from ..models import fold_batchnorm
 from ..models.fused import can_fuse, fuse_pointwise
 from ..scaling import scale_factors
+from .fidelity import keep_input
 from .tiling import DEFAULT_OVERLAP, activation_bytes_per_pixel, auto_tile, tiles_per_image, window_plan
 
 PRECISIONS = values(Precision)
@@ -133,7 +134,9 @@ class SRInferer:
     ``memory_budget`` bytes of activations, default :func:`~oct_srgan.inference.tiling.memory_budget`,
     else the largest tile that does), ``overlap`` and ``mode`` (blending, see :func:`super_resolve`),
     ``batch_size`` (images or windows per forward pass), ``precision`` ("fp32" or "bf16" autocast),
-    ``device``, and the model copy's ``channels_last`` layout and ``fold_bn``.
+    ``device``, the model copy's ``channels_last`` layout and ``fold_bn``, and ``fidelity`` (0-1: how
+    much of what the output misses of its input at scales coarser than speckle is put back, see
+    :mod:`~oct_srgan.inference.fidelity`; 0 is the model as trained).
 
     Channels: images with the model's channel count go straight in; a grey image goes into a
     3-channel model repeated to RGB and comes back as the mean of the three outputs; a 1-channel
@@ -153,14 +156,18 @@ class SRInferer:
         channels_last: bool = True,
         fold_bn: bool = True,
         memory_budget: int | None = None,
+        fidelity: float = 0.0,
     ) -> None:
         look_up_option(mode, BlendMode, "mode")
+        if not 0.0 <= fidelity <= 1.0:
+            raise ValueError(f"fidelity must be between 0 and 1, got {fidelity}")
         if isinstance(tile, str) and tile != "auto":
             raise ValueError(f"tile must be a number of LR pixels, 0/None or 'auto', got {tile!r}")
         self.model = model
         self.module = prepare_for_inference(model.module, device, precision, channels_last, fold_bn)
         self.tile, self.overlap, self.mode, self.batch_size = tile, overlap, mode, batch_size
         self.precision, self.device, self.memory_budget = precision, device, memory_budget
+        self.fidelity = fidelity
         self._bytes_per_pixel: float | None = None
 
     def with_precision(self, precision: str) -> SRInferer:
@@ -190,6 +197,8 @@ class SRInferer:
             batch_size=self.batch_size, device=self.device, precision=self.precision, mode=self.mode,
             progress=progress,
         )
+        if self.fidelity:
+            sr = keep_input(sr, x.float().cpu(), scale_factors(self.model.scale, self.model.axes), self.fidelity)
         return restore(sr)
 
     def _adapt(self, lr: torch.Tensor) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:

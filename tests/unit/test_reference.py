@@ -189,3 +189,24 @@ def test_preprocess_records_each_inputs_gain_and_offset(tmp_path: Path, match: b
         assert row["ref_gain"] == pytest.approx(0.75, abs=0.02) and row["ref_offset"] == pytest.approx(0.06, abs=0.01)
     else:
         assert (row["ref_gain"], row["ref_offset"]) == (1.0, 0.0)
+
+
+def test_reference_ceiling_of_a_noise_free_pair_is_perfect_faithfulness(tmp_path: Path) -> None:
+    """An input that is its reference at other grey levels: the matched reference, as output, is faithful."""
+    from PIL import Image
+
+    from oct_srgan.data import open_dataset
+    from oct_srgan.noref_eval import reference_ceiling
+
+    folder = tmp_path / "src" / "s1"
+    folder.mkdir(parents=True)
+    reference = np.clip(_retina_like(1), 0, 1)
+    Image.fromarray(np.round(reference * 255).astype(np.uint8)).save(folder / "average.png")
+    Image.fromarray(np.round(np.clip(0.8 * reference + 0.05, 0, 1) * 255).astype(np.uint8)).save(folder / "scan.png")
+    prepare_dataset([tmp_path / "src"], tmp_path / "out", PrepareOptions(val_fraction=0, test_fraction=0, reference="average"))
+    table = reference_ceiling(open_dataset(tmp_path / "out"), "train")
+    assert len(table) == 1
+    row = table.iloc[0]
+    assert row["consistency_db"] > 45.0
+    assert abs(row["background_shift"]) < 0.5
+    assert row["focus_kept"] == pytest.approx(1.0, abs=0.02)
