@@ -22,12 +22,13 @@ def enhance(
     inputs: list[Path] = typer.Argument(..., help="Scan files or folders (DICOM, NIfTI, PNG/TIFF/JPEG/BMP, scanner exports .vol/.e2e/.fds/.fda/.img/.oct)."),
     out: Path = typer.Option(Path("enhanced"), "--out", "-o", help="Output folder, or the output file (e.g. out.dcm) for one input file of that format."),
     suffix: str = typer.Option("_sr", "--suffix", help="Appended to each input's name for its output in the folder (scan.dcm -> scan_sr.dcm)."),
-    model: str = typer.Option("default", "--model", "-m", help="Checkpoint, generator file, runs:/… or models:/… URI, or 'default'."),
+    model: str = typer.Option("default", "--model", "-m", help="Checkpoint, generator file, runs:/… or models:/… URI, or a shipped model: default, gan, lateral."),
     tile: Optional[int] = typer.Option(None, "--tile", min=0, help="Tile side in LR pixels (0 = whole B-scans; default: whole B-scans when they fit in memory)."),
     overlap: Optional[int] = typer.Option(None, "--overlap", min=0, help="Tile overlap in LR pixels (blended; at most half the tile; default 32, capped at half the tile)."),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Tiles per forward pass when a B-scan is tiled."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
     precision: InferencePrecision = typer.Option(InferencePrecision.auto, "--precision", help="auto | fp32 | bf16 (auto: bf16 only with native bf16 and 8-bit output; bf16 ~7.5e-3 max error)."),
+    fidelity: float = typer.Option(0.0, "--fidelity", min=0.0, max=1.0, help="0-1: put back this much of what the output misses of the input at scales coarser than speckle (lesions, grey levels); 0 = the model as trained."),
     compare: bool = typer.Option(False, "--compare", help="Also write a bicubic | SR side-by-side PNG."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar (it counts tiles, or B-scans when untiled, then each B-scan written)."),
@@ -65,7 +66,7 @@ def enhance(
 
     report = enhance_files(
         inputs, out, model, tile="auto" if tile is None else tile or None, overlap=overlap, batch_size=batch_size, device=dev,
-        precision=precision.value, overwrite=overwrite, compare=compare, progress=progress, on_start=start,
+        fidelity=fidelity, precision=precision.value, overwrite=overwrite, compare=compare, progress=progress, on_start=start,
         max_pixels=max_pixels or None, suffix=suffix,
         notify=lambda line: tqdm.write(share.label + line, file=sys.stderr), share=share,
     )

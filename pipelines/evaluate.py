@@ -17,7 +17,7 @@ app = typer.Typer(add_completion=False)
 def evaluate(
     model: str = typer.Option(
         "default", "--model", "-m",
-        help="Checkpoint, generator file, training output folder, runs:/… or models:/… URI (models:/oct-srgan/3, models:/oct-srgan@evaluated), or 'default'.",
+        help="Checkpoint, generator file, training output folder, runs:/… or models:/… URI (models:/oct-srgan/3, models:/oct-srgan@evaluated), or a shipped model: default, gan, lateral.",
     ),
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder from 'oct-srgan preprocess'."),
     split: str = typer.Option("test", "--split", help="Split of --data to evaluate."),
@@ -28,6 +28,7 @@ def evaluate(
     overlap: int = typer.Option(32, "--overlap", help="Tile overlap in LR pixels (at most half the tile)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help="fp32 | bf16"),
+    fidelity: float = typer.Option(0.0, "--fidelity", min=0.0, max=1.0, help="Score the model with this input fidelity (see enhance --fidelity); 0 = the model as trained."),
     limit: int = typer.Option(0, "--limit", help="Evaluate only the first N images (0 = all)."),
     extractor_weights: Optional[str] = typer.Option(None, "--extractor-weights", help="VGG19 weights for the content distance (default: torch hub cache)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder's tables and figures."),
@@ -41,7 +42,7 @@ def evaluate(
     if sum(x is not None and x != [] for x in (data, benchmark, scans)) != 1:
         raise DataError("give exactly one of --data DIR, --benchmark set5|set14|PATH or --scans DIR_OR_FILES")
     options = EvalOptions(out=out, tile=tile, overlap=overlap, limit=limit, extractor_weights=extractor_weights,
-                          overwrite=overwrite, progress=not no_progress)
+                          overwrite=overwrite, progress=not no_progress, fidelity=fidelity)
     loaded = open_model(model, device, precision.value)
     if scans:
         from oct_srgan.noref_eval import evaluate_scans

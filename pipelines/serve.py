@@ -26,7 +26,7 @@ def _host_names(host: str) -> list[str]:
 @app.command()
 @user_errors(keep_memory=False)
 def serve(
-    model: str = typer.Option("default", "--model", "-m", help="Checkpoint, generator file, runs:/… or models:/… URI, or 'default'."),
+    model: str = typer.Option("default", "--model", "-m", help="Checkpoint, generator file, runs:/… or models:/… URI, or a shipped model: default, gan, lateral."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
     port: int = typer.Option(8000, "--port", "-p", min=0, max=MAX_PORT, help="Port to listen on (0 = any free port)."),
     max_upload_mb: float = typer.Option(200, "--max-upload-mb", callback=positive_finite, help="Largest accepted upload, in MB."),
