@@ -76,11 +76,15 @@ class EnhanceReport:
 
 
 def _split_name(path: Path) -> tuple[str, str]:
-    """File stem and extension, treating ``.nii.gz`` as one extension."""
+    """File stem and the extension its result gets: the scan's own (``.nii.gz`` as one), or for a
+    reader-only format the first suffix of the format it is written as."""
     name = path.name
-    if name.lower().endswith(".nii.gz"):
-        return name[: -len(".nii.gz")], name[-len(".nii.gz") :]
-    return path.stem, path.suffix
+    fmt = scan_io.format_of_name(path)
+    if fmt is None:
+        return path.stem, path.suffix
+    own = name[: len(name) - len(scan_io.detect.known_suffix(path) or "")]
+    target = scan_io.output_format(fmt)
+    return own, name[len(own):] if target.name == fmt else target.suffixes[0]
 
 
 def _check_writable(out_dir: Path) -> None:
@@ -114,7 +118,7 @@ def output_plan(inputs: list[Path], out: Path, suffix: str = "_sr") -> Path | No
     if len(inputs) != 1 or not Path(inputs[0]).is_file():
         what = "the input is a folder" if len(inputs) == 1 else f"there are {len(inputs)} inputs"
         raise OctSrganError(f"{out}: -o names one output file, but {what}; give -o a folder instead")
-    source = scan_io.scan_format(inputs[0])
+    source = scan_io.output_format(scan_io.scan_format(inputs[0])).name
     if source != wanted:
         raise OctSrganError(f"{out}: -o is a {wanted} file name but {inputs[0]} is {source}; "
                             f"name the output with the input's extension (a scan keeps its format)")

@@ -3,6 +3,7 @@ table, and turn every failure into one ``ScanError`` line that starts with the p
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +14,7 @@ from ..errors import OutputExistsError, ScanError, WriteError, one_line
 from ..fsutil import atomic_path
 from ..limits import DEFAULT_MAX_PIXELS, check_pixels
 from .detect import format_of_name, scan_format
-from .registry import resolve_format
+from .registry import output_format, resolve_format
 from .scan import Scan
 
 
@@ -50,8 +51,9 @@ def read_scan(path: str | Path, bscan_axis: int | None = None, max_pixels: int |
     fmt = scan_format(path)
     with _as_scan_error(f"{path}: cannot read as {fmt}"):
         try:
-            check_pixels(path, fmt, max_pixels)
-            scan = resolve_format(fmt).reader(path, bscan_axis)
+            entry = resolve_format(fmt)
+            check_pixels(path, entry.declared_size, max_pixels)
+            scan = entry.reader(path, bscan_axis)
         except MemoryError:
             raise ScanError(f"{path}: not enough memory to decode it "
                             "(lower --max-pixels or use a smaller scan)") from None
@@ -61,19 +63,24 @@ def read_scan(path: str | Path, bscan_axis: int | None = None, max_pixels: int |
 
 
 def write_scan(scan: Scan, path: str | Path, derivation: str | None = None, overwrite: bool = True) -> Path:
-    """Write ``scan`` atomically in its source format; ``derivation`` says how it was made.
+    """Write ``scan`` atomically in its source format (a reader-only format: its ``write_as``);
+    ``derivation`` says how it was made.
 
     DICOM gets new SOP Instance and Series Instance UIDs, and with ``derivation`` ImageType
     DERIVED/SECONDARY, a new Series Number and Description, and the derivation (description, code
     "Spatial resampling", Source Image reference) where the IOD holds it (see ``dicom._mark_derived``).
     """
     path = Path(path)
+    target = output_format(scan.source_format)
     wanted = format_of_name(path)
-    if wanted and wanted != scan.source_format:
+    if wanted and wanted != target.name:
         raise ScanError(f"{path}: a {scan.source_format} scan cannot be written as {wanted}")
+    if target.name != scan.source_format:
+        scan = dataclasses.replace(scan, source_format=target.name)
     with _as_scan_error(f"{path}: cannot write {scan.source_format}"):
         try:
-            writer = resolve_format(scan.source_format).writer
+            writer = target.writer
+            assert writer is not None  # output_format returns a format with a writer
             with atomic_path(path, exclusive=not overwrite) as tmp:
                 writer(scan, tmp, derivation)
         except FileExistsError:

@@ -21,7 +21,6 @@ import numpy as np
 from .. import io as scan_io
 from ..errors import OctSrganError, PixelLimitError
 from .errors import Cancelled, UserError, one_line
-from ..io.detect import detect_format
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,6 @@ MODES = ("enhance", "check")
 MAX_SCANS = 8
 STALE_UPLOAD_S = 600.0
 SCAN_ID = re.compile(r"[0-9a-f]{64}")
-SUPPORTED = "DICOM, NIfTI (.nii/.nii.gz), PNG, TIFF, JPEG or BMP"
 
 
 @dataclasses.dataclass(eq=False)
@@ -85,10 +83,10 @@ def read_upload(part: Path, digest: str, folder: Path, max_pixels: int | None) -
     """A fully received upload (``part``, content hash ``digest``) renamed to ``<digest><suffix>`` in
     ``folder`` and read; a file that is not a readable scan is deleted and refused with 400 (413 over
     ``max_pixels``), its message free of server paths."""
-    detected = detect_format(part)
+    detected = scan_io.detect_format(part)
     if detected is None:
         part.unlink(missing_ok=True)
-        raise UserError(400, f"unsupported file type: expected a {SUPPORTED} scan")
+        raise UserError(400, f"unsupported file type: expected a {supported_text()} scan")
     fmt, suffix = detected
     target = folder / f"{digest}{suffix}"
     os.replace(part, target)
@@ -104,7 +102,18 @@ def read_upload(part: Path, digest: str, folder: Path, max_pixels: int | None) -
         target.unlink(missing_ok=True)
         log.warning("upload %s: %s reader failed (%s)", digest[:8], fmt, type(exc).__name__)
         raise UserError(400, f"cannot read the uploaded {fmt} file") from None
-    return Upload(digest, fmt, suffix, target, scan)
+    return Upload(digest, fmt, _result_suffix(fmt, suffix), target, scan)
+
+
+def _result_suffix(fmt: str, suffix: str) -> str:
+    """The suffix the enhanced scan gets: the upload's, or that of a reader-only format's ``write_as``."""
+    written = scan_io.output_format(fmt)
+    return suffix if written.name == fmt else written.suffixes[0]
+
+
+def supported_text() -> str:
+    """The formats serve accepts, in words: ``dicom (.dcm/.dicom), nifti (.nii.gz/.nii), ...``."""
+    return ", ".join(f"{f.name} ({'/'.join(f.suffixes)})" for f in scan_io.SUPPORTED_FORMATS.values())
 
 
 class Uploads:
