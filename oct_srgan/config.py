@@ -50,6 +50,10 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    # A generator architecture's name (``oct_srgan.models.ARCHITECTURES``); its builder's parameters
+    # come from the fields below or, for those without one, from ``options``.
+    arch: str = "srresnet"
+    options: dict[str, Any] = field(default_factory=dict)
     in_channels: int = 1
     channels: int = 64
     num_blocks: int = 16

@@ -20,8 +20,7 @@ from torch import nn
 from ..enums import BlendMode, Precision, look_up_option, values
 from ..errors import ModelError
 from ..loading import LoadedModel
-from ..models import fold_batchnorm
-from ..models.fused import can_fuse, fuse_pointwise
+from ..models import fold_batchnorm, for_inference
 from ..scaling import scale_factors
 from .tiling import DEFAULT_OVERLAP, activation_bytes_per_pixel, auto_tile, tiles_per_image, window_plan
 
@@ -36,8 +35,8 @@ def prepare_for_inference(
     fold_bn: bool = True,
 ) -> nn.Module:
     """An eval-mode copy tuned for inference: BatchNorm folded into the convs, channels-last weights
-    and, on the CPU, PReLUs fused into their convs and residual additions done in place
-    (:mod:`oct_srgan.models.fused`).
+    and the architecture's own inference form (``Architecture.for_inference``; SRResNet on the CPU:
+    PReLUs fused into their convs, :mod:`oct_srgan.models.fused`).
 
     ``precision`` is checked here and applied by :func:`super_resolve` (bf16 autocast); fp32 is the
     default because bf16 costs about 7e-3 max abs error, visible in 16-bit outputs, and is faster
@@ -49,8 +48,7 @@ def prepare_for_inference(
     model = model.to(device).eval()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-        if can_fuse(device):
-            model = fuse_pointwise(model)
+        model = for_inference(model, device)
     return model
 
 
