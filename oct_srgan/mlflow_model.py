@@ -33,6 +33,7 @@ from mlflow.types import Schema, TensorSpec
 from . import tracking
 from .checkpoint import load_generator_file
 from .errors import ModelError
+from .metric_table import METRIC_TABLE, metric_names
 
 ARTIFACT_KEY = "generator"
 MODEL_NAME = "model"
@@ -275,10 +276,10 @@ def _description(tags: dict[str, str]) -> str:
             return tags.get(f"eval.{scope}.{key}")
 
         parts = []
-        for metric, label, fmt in (("psnr", "PSNR", "{:.2f} dB"), ("ssim", "SSIM", "{:.3f}"), ("ms_ssim", "MS-SSIM", "{:.3f}")):
-            value, gain = tag(f"model.{metric}"), tag(f"model_minus_bicubic.{metric}")
+        for metric in (METRIC_TABLE[name] for name in metric_names(grey=False)):
+            value, gain = tag(f"model.{metric.name}"), tag(f"model_minus_bicubic.{metric.name}")
             if value is not None:
-                text = f"{label} {fmt.format(float(value))}"
+                text = f"{metric.label} {metric.fmt.format(float(value))}"
                 parts.append(text + (f" ({float(gain):+.3g} vs bicubic)" if gain is not None else ""))
         where = f"dataset {tag('dataset_hash')}, " if tag("dataset_hash") else ""
         lines.append(f"- {scope} ({where}{tag('n_images') or '?'} images, evaluate run {tag('run_id')}): " + ", ".join(parts))

@@ -24,6 +24,7 @@ from oct_srgan.data import open_dataset
 from oct_srgan.enums import Split, values
 from oct_srgan.evaluation import EvalOptions, evaluate_split, open_model
 from oct_srgan.fsutil import atomic_path
+from oct_srgan.metric_table import metric_names
 from oct_srgan.scoring import EvaluationResult, summary_markdown
 
 MODEL_FILE = "oct_srgan_x4.pt"
@@ -230,7 +231,7 @@ def package(generator_file: Path, dataset_dir: Path, out_dir: Path, stage_files:
         "dataset_hash": dataset.dataset_hash,
         "n_images": final.n_images,
         "target": result.target,
-        **{f"{m}_{k}": result.mean(m, k) for m in ("model", "bicubic") for k in ("psnr", "ssim")},
+        **{f"{m}_{k}": result.mean(m, k) for m in ("model", "bicubic") for k in metric_names(headline=True)},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / MODEL_FILE

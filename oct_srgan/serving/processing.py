@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .. import metrics
+from .. import metric_table
 from ..inference import DEFAULT_OVERLAP, SRInferer
 from ..loading import LoadedModel
 from ..transforms import Degraded, upscale_bicubic
@@ -80,5 +80,5 @@ class ModelRunner:
 
     def _scores(self, bicubic: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor) -> dict[str, dict[str, float | None]]:
         """PSNR and SSIM of bicubic and SR against the scan, a scale-wide border shaved off."""
-        scored = metrics.score_against(hr, {"bicubic": bicubic, "sr": sr}, shave=self.scale)
+        scored = metric_table.score_against(hr, {"bicubic": bicubic, "sr": sr}, shave=self.scale)
         return {name: {k: finite(v) for k, v in values.items()} for name, values in scored.items()}
