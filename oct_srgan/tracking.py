@@ -1,6 +1,6 @@
 """The one place that talks to MLflow.
 
-The default store is ``mlruns/`` in the working directory (SQLite + artifacts, design.md);
+The default store is ``mlruns/`` in the working directory (SQLite + artifacts, docs/architecture.md);
 ``MLFLOW_TRACKING_URI`` overrides it so a team's server works unchanged. Callers pass only values
 that are safe to record: hashes, counts and config values, never patient fields or source paths.
 """

@@ -25,7 +25,7 @@ class ModelRunner:
         self.loaded = model
         self.inferer = SRInferer(model, tile=tile or None, overlap=DEFAULT_OVERLAP, batch_size=4, device=device)
         self.scale, self.axes, self.channels = model.scale, model.axes, model.channels
-        # Check mode degrades the way the model was trained (design.md, "One owner for the degradation").
+        # Check mode degrades the way the model was trained (docs/architecture.md, "Degradations").
         recorded = model.degradation or {}
         self.degradation = {"mode": str(recorded.get("mode", "bicubic")), "speckle": float(recorded.get("speckle", 0.0))}
 
