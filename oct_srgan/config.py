@@ -290,10 +290,6 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def from_dict(data: dict[str, Any]) -> Config:
-    return _build(Config, data)
-
-
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Dotted keys for MLflow params: ``{"train": {"lr": 1}}`` → ``{"train.lr": 1}``."""
     out: dict[str, Any] = {}

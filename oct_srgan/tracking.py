@@ -176,22 +176,6 @@ def log_figure(fig: Any, artifact_file: str) -> None:
     plt.close(fig)
 
 
-def log_image_file(image_path: str | Path, artifact_file: str) -> None:
-    import mlflow
-
-    with tempfile.TemporaryDirectory() as tmp:
-        target = Path(tmp) / Path(artifact_file).name
-        target.write_bytes(Path(image_path).read_bytes())
-        mlflow.log_artifact(str(target), artifact_path=str(Path(artifact_file).parent) or None)
-
-
-def active_run_id() -> str | None:
-    import mlflow
-
-    active = mlflow.active_run()
-    return active.info.run_id if active is not None else None
-
-
 @functools.cache
 def _dataset_source_class() -> type:
     """A dataset source that records only the dataset format and hash: no path, no file name.
