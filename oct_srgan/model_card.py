@@ -131,29 +131,12 @@ def stage_comparison(stage_results: list[tuple[str, EvaluationResult]]) -> list[
     return lines
 
 
-def card_text(
-    spec: dict[str, Any], metas: list[dict[str, Any]], result: EvaluationResult, dataset: Any, n_params: int, size: int,
-    stage_results: list[tuple[str, EvaluationResult]] | None = None,
-) -> str:
-    """The model card in Markdown: data and split, recipe, steps, wall time, hardware, test numbers."""
+def _model_and_data(spec: dict[str, Any], dataset: Any) -> list[str]:
+    """The card's Model and Data sections: the architecture, and the data set with its split."""
     counts = {s: len(dataset.split(s)) for s in values(Split)}
     groups = {s: dataset.split(s)["group_id"].nunique() for s in values(Split)}
-    psnr_m, psnr_b = result.mean("model", "psnr"), result.mean("bicubic", "psnr")
-    ssim_m, ssim_b = result.mean("model", "ssim"), result.mean("bicubic", "ssim")
     deg = dataset.degradation
-    lines = [
-        "# oct-srgan default model: 4x super-resolution for retinal SD-OCT B-scans",
-        "",
-        f"File `{MODEL_FILE}` ({size / 1e6:.2f} MB, fp16 weights, {n_params:,} parameters), made by oct-srgan {__version__}.",
-        "",
-        "## Summary",
-        "",
-        f"On the held-out test subjects, scored against "
-        f"{'their registered-average (clean) reference B-scans' if result.target == 'reference' else 'the scans themselves'}: "
-        f"**{psnr_m:.2f} dB PSNR / {ssim_m:.4f} SSIM** against "
-        f"**{psnr_b:.2f} dB / {ssim_b:.4f}** for bicubic upscaling of the same LR "
-        f"(grey channel, data range 1, {spec['scale']}-pixel border shaved).",
-        "",
+    return [
         "## Model",
         "",
         f"SRResNet generator (Ledig et al. 2017) with {spec['num_blocks']} residual blocks of {spec['channels']} "
@@ -171,6 +154,30 @@ def card_text(
         f"LR = `{deg.get('mode')}` x{dataset.scale} degradation of `{deg.get('axes')}` axes, speckle {deg.get('speckle')}. "
         f"Dataset hash `{dataset.dataset_hash}`.",
         "",
+    ]
+
+
+def card_text(
+    spec: dict[str, Any], metas: list[dict[str, Any]], result: EvaluationResult, dataset: Any, n_params: int, size: int,
+    stage_results: list[tuple[str, EvaluationResult]] | None = None,
+) -> str:
+    """The model card in Markdown: data and split, recipe, steps, wall time, hardware, test numbers."""
+    psnr_m, psnr_b = result.mean("model", "psnr"), result.mean("bicubic", "psnr")
+    ssim_m, ssim_b = result.mean("model", "ssim"), result.mean("bicubic", "ssim")
+    lines = [
+        "# oct-srgan default model: 4x super-resolution for retinal SD-OCT B-scans",
+        "",
+        f"File `{MODEL_FILE}` ({size / 1e6:.2f} MB, fp16 weights, {n_params:,} parameters), made by oct-srgan {__version__}.",
+        "",
+        "## Summary",
+        "",
+        f"On the held-out test subjects, scored against "
+        f"{'their registered-average (clean) reference B-scans' if result.target == 'reference' else 'the scans themselves'}: "
+        f"**{psnr_m:.2f} dB PSNR / {ssim_m:.4f} SSIM** against "
+        f"**{psnr_b:.2f} dB / {ssim_b:.4f}** for bicubic upscaling of the same LR "
+        f"(grey channel, data range 1, {spec['scale']}-pixel border shaved).",
+        "",
+        *_model_and_data(spec, dataset),
         "## Recipe",
         "",
         "| stage | config | steps | wall time | device | MLflow run |",

@@ -159,6 +159,23 @@ def _comparison(path: Path, target: Path, scan: scan_io.Scan, enhanced: scan_io.
     return write_comparison(compare_path, scan.pixels[mid], enhanced.pixels[mid], model.scale, model.axes, title=title)
 
 
+def _destination(inputs: list[Path], out_dir: Path | None, suffix: str) -> tuple[Path, Path | None]:
+    """The output folder (default ``./enhanced``) and the one output file ``out_dir`` may name."""
+    out_dir = Path(out_dir) if out_dir is not None else Path("enhanced")
+    out_file = output_plan([Path(p) for p in inputs], out_dir, suffix)
+    return (out_file.parent if out_file is not None else out_dir), out_file
+
+
+def _read(path: Path, precision: str, device: str | torch.device, max_pixels: int | None,
+          notify: Callable[[str], None] | None) -> tuple[scan_io.Scan, str]:
+    """The scan and the precision chosen for it ("auto": by its bit depth), said through ``notify``."""
+    scan = scan_io.read_scan(path, max_pixels=max_pixels)
+    chosen, why = choose_inference_precision(precision, device, scan.bit_depth)
+    if notify is not None:
+        notify(f"{path.name}: precision {chosen} ({why})")
+    return scan, chosen
+
+
 def enhance_files(
     inputs: list[Path],
     out_dir: Path | None = None,
@@ -190,10 +207,7 @@ def enhance_files(
     (bf16 only with native bf16 and 8-bit output); ``notify`` receives one line saying what it chose.
     """
     look_up_option(precision, InferencePrecision, "precision")
-    out_dir = Path(out_dir) if out_dir is not None else Path("enhanced")
-    out_file = output_plan([Path(p) for p in inputs], out_dir, suffix)
-    if out_file is not None:
-        out_dir = out_file.parent
+    out_dir, out_file = _destination(inputs, out_dir, suffix)
     report = EnhanceReport()
     found = _found_scans(inputs, report)
     _check_writable(out_dir)
@@ -208,10 +222,7 @@ def enhance_files(
             report.skipped.append((path, reason))
             continue
         try:
-            scan = scan_io.read_scan(path, max_pixels=max_pixels)
-            chosen, why = choose_inference_precision(precision, device, scan.bit_depth)
-            if notify is not None:
-                notify(f"{path.name}: precision {chosen} ({why})")
+            scan, chosen = _read(path, precision, device, max_pixels, notify)
             per_file = (lambda done, total, p=path: progress(p, done, total)) if progress else None
             starting = (lambda total, unit, p=path: on_start(p, total, unit)) if on_start else None
             enhanced = enhance_scan(scan, inferer.with_precision(chosen), progress=per_file, on_start=starting)

@@ -60,6 +60,20 @@ def _uses_channels_last(model: nn.Module) -> bool:
     return False
 
 
+def _check_options(lr: torch.Tensor, precision: str, mode: str) -> None:
+    look_up_option(precision, Precision, "precision")
+    look_up_option(mode, BlendMode, "mode")
+    if lr.ndim != 4:
+        raise ValueError(f"expected LR images [N,C,h,w], got shape {tuple(lr.shape)}")
+
+
+def _check_output(sr: torch.Tensor, chunk: torch.Tensor, out: torch.Tensor, geometry: str) -> None:
+    """A generator whose output does not have the expected size is the wrong model for these options."""
+    if sr.shape[1:] != out.shape[1:]:
+        raise ModelError(f"generator made {tuple(sr.shape[1:])} from {tuple(chunk.shape[1:])}, "
+                         f"expected {tuple(out.shape[1:])} ({geometry})")
+
+
 def super_resolve(
     generator: nn.Module,
     lr: torch.Tensor,
@@ -85,10 +99,7 @@ def super_resolve(
     or windows (tiled) it finished, so a progress bar moves while one large image is still being
     tiled (:func:`~oct_srgan.inference.tiling.tiles_per_image` gives the total).
     """
-    look_up_option(precision, Precision, "precision")
-    look_up_option(mode, BlendMode, "mode")
-    if lr.ndim != 4:
-        raise ValueError(f"expected LR images [N,C,h,w], got shape {tuple(lr.shape)}")
+    _check_options(lr, precision, mode)
     device = torch.device(device)
     memory_format = torch.channels_last if _uses_channels_last(generator) else torch.contiguous_format
 
@@ -117,9 +128,7 @@ def super_resolve(
 
                 sr = sliding_window_inference(chunk, roi, batch_size, predict, overlap=fractions,
                                               roi_weight_map=weights, sw_device=device, device="cpu")
-            if sr.shape[1:] != out.shape[1:]:
-                raise ModelError(f"generator made {tuple(sr.shape[1:])} from {tuple(chunk.shape[1:])}, "
-                                 f"expected {tuple(out.shape[1:])} (scale {scale}, axes {upsample_axes})")
+            _check_output(sr, chunk, out, f"scale {scale}, axes {upsample_axes}")
             out[start : start + batch_size] = sr.clamp_(0.0, 1.0)
     return out
 
