@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from . import metrics
+from .tables import Table
 
 # score(output, target, shave): one [1, C, H, W] output against its target, both in [0, 1].
 Score = Callable[[torch.Tensor, torch.Tensor, int], float]
@@ -31,15 +32,8 @@ class Metric:
     grey_only: bool = False
 
 
-METRIC_TABLE: dict[str, Metric] = {}
-
-
-def register_metric(entry: Metric) -> Metric:
-    """Add ``entry`` to the table; a name is registered once (a second module claiming it is a bug)."""
-    if entry.name in METRIC_TABLE:
-        raise ValueError(f"metric {entry.name!r} is already registered")
-    METRIC_TABLE[entry.name] = entry
-    return entry
+METRIC_TABLE: Table[Metric] = Table("metric", KeyError)
+register_metric = METRIC_TABLE.register
 
 
 def metric_names(*, grey: bool = True, headline: bool = False) -> tuple[str, ...]:

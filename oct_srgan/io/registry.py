@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ScanError
+from ..tables import Table
 
 if TYPE_CHECKING:  # scan.py names files through detect.py, which reads this table
     from .scan import Scan
@@ -53,25 +54,19 @@ class ScanFormat:
     sniff_unnamed: bool = False  # files without a suffix (DICOM exports ``IM000001``) are sniffed too
 
 
-SUPPORTED_FORMATS: dict[str, ScanFormat] = {}
+SUPPORTED_FORMATS: Table[ScanFormat] = Table("scan format", ScanError)
 
 
 def register_format(entry: ScanFormat) -> ScanFormat:
-    """Add ``entry`` to the table; a name is registered once (a second module claiming it is a bug)."""
-    if entry.name in SUPPORTED_FORMATS:
-        raise ValueError(f"scan format {entry.name!r} is already registered")
+    """Add ``entry`` to the table; a reader-only format must name the format it is written as."""
     if entry.writer is None and entry.write_as is None:
         raise ValueError(f"scan format {entry.name!r} has no writer and no write_as format")
-    SUPPORTED_FORMATS[entry.name] = entry
-    return entry
+    return SUPPORTED_FORMATS.register(entry)
 
 
 def resolve_format(name: str) -> ScanFormat:
     """The table entry of format ``name``; ``ScanError`` for a format nothing registered."""
-    entry = SUPPORTED_FORMATS.get(name)
-    if entry is None:
-        raise ScanError(f"no reader or writer for scan format {name!r} (known: {', '.join(sorted(SUPPORTED_FORMATS))})")
-    return entry
+    return SUPPORTED_FORMATS.resolve(name)
 
 
 def output_format(name: str) -> ScanFormat:

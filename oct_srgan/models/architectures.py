@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import ModelError
+from ..tables import Table
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -56,23 +57,13 @@ class Architecture:
         return module
 
 
-ARCHITECTURES: dict[str, Architecture] = {}
-
-
-def register_architecture(entry: Architecture) -> Architecture:
-    """Add ``entry`` to the table; a name is registered once (a second module claiming it is a bug)."""
-    if entry.name in ARCHITECTURES:
-        raise ValueError(f"architecture {entry.name!r} is already registered")
-    ARCHITECTURES[entry.name] = entry
-    return entry
+ARCHITECTURES: Table[Architecture] = Table("architecture", ModelError)
+register_architecture = ARCHITECTURES.register
 
 
 def resolve_architecture(name: str) -> Architecture:
     """The entry of architecture ``name``; ``ModelError`` naming the known ones otherwise."""
-    entry = ARCHITECTURES.get(name)
-    if entry is None:
-        raise ModelError(f"model spec: unknown architecture {name!r} (known: {', '.join(sorted(ARCHITECTURES))})")
-    return entry
+    return ARCHITECTURES.resolve(name, prefix="model spec: ")
 
 
 def full_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
