@@ -41,3 +41,18 @@ def keep_freed_memory() -> bool:
         if env not in os.environ:
             ok = bool(mallopt(param, value)) and ok
     return ok
+
+
+def trim_freed_memory() -> bool:
+    """Give freed heap memory back to the system (glibc ``malloc_trim``), so a long-running server
+    settles after a big job instead of keeping its peak; True when glibc did."""
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes = (ctypes.c_size_t,)
+    trim.restype = ctypes.c_int
+    return bool(trim(0))

@@ -114,6 +114,11 @@ def load_generator_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict
         meta = {"step": state["step"], "run_id": state.get("run_id"), "source": "training checkpoint"}
     else:
         raise ModelError(f"{path}: not an oct-srgan generator file or training checkpoint")
+    for name, value in (("model_spec", spec), ("meta", meta), ("state_dict", weights)):
+        if not isinstance(value, dict):
+            raise ModelError(f"{path}: its {name} is a {type(value).__name__}, not a mapping")
+    if not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise ModelError(f"{path}: its state_dict holds values that are not tensors")
     weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
     try:
         spec = full_spec(spec)

@@ -24,9 +24,22 @@ class ConfigError(ValueError):
 class DegradationConfig:
     """How HR B-scans become LR inputs (design.md, 'Degradation')."""
 
-    mode: Literal["bicubic", "area"] = "bicubic"
+    mode: Literal["bicubic", "area", "decimate"] = "bicubic"
     axes: Literal["both", "lateral"] = "both"
     speckle: float = 0.0
+
+
+@dataclass
+class MixConfig:
+    """A random training degradation per sample (``oct_srgan.degradations.mixed``); val/test LR stay fixed."""
+
+    modes: list[str] = field(default_factory=lambda: ["bicubic", "decimate"])
+    # Gaussian blur before sampling (sigma in HR pixels, upsampled axes): the optics' spread.
+    blur: list[float] = field(default_factory=lambda: [0.0, 1.0])
+    blur_prob: float = 0.5
+    # Extra multiplicative speckle on the LR (sigma range), on top of the scan's own.
+    speckle: list[float] = field(default_factory=lambda: [0.0, 0.0])
+    speckle_prob: float = 0.0
 
 
 @dataclass
@@ -38,11 +51,16 @@ class DataConfig:
     degradation: DegradationConfig | None = None
     # What the generator learns to produce: the group's clean reference or the scan itself.
     target: Literal["auto", "reference", "self"] = "auto"
-    # With reference targets: random acquisition gain (x(1 +- input_gain)) and offset (+- input_offset)
-    # of the noisy input only, so the model maps any acquisition's brightness onto the reference's
-    # instead of copying it (single scans differ from their average by up to ~8/255 in the Duke set).
-    input_gain: float = 0.0
-    input_offset: float = 0.0
+    # Training draws LR from this random mix instead of the dataset's own mode (None: the dataset's).
+    mix: MixConfig | None = None
+    # Random gain x(1 +- gain) and offset +- offset applied to input and target alike: the model
+    # must keep the grey levels it is given (other devices, other settings), not learn one device's.
+    gain: float = 0.0
+    offset: float = 0.0
+    # With reference targets: train against the reference brought to its input's grey levels by the
+    # gain/offset preprocess fitted (manifest ref_gain/ref_offset), so a target differs from its
+    # input only in noise and resolution.
+    intensity_match: bool = True
     cache_rate: float = 1.0
     num_workers: int = 0
     max_val_images: int = 0

@@ -19,6 +19,7 @@ from monai.transforms import Compose, EnsureChannelFirstd, EnsureTyped, LoadImag
 
 from oct_srgan.config import Config, DegradationConfig, make
 from oct_srgan.errors import DataError
+from oct_srgan.intensity import match_intensity
 
 DATASET_FORMAT = "oct-srgan-dataset/1"
 
@@ -164,16 +165,22 @@ def resolve_config(info: DatasetInfo, cfg: Config) -> Config:
 def check_model_degradation(info: DatasetInfo, model_meta: dict[str, Any] | None, model_name: str) -> None:
     """Refuse scoring a model on LR made another way than it was trained on (it owns its degradation).
 
-    Models exported before the degradation was recorded carry none and are not checked.
+    A model trained on a ``mix`` of modes is valid for each mode of the mix (same axes). Models
+    exported before the degradation was recorded carry none and are not checked.
     """
-    recorded = (model_meta or {}).get("degradation")
+    recorded = dict((model_meta or {}).get("degradation") or {})
     if not recorded:
         return
+    mix = recorded.pop("mix", None)
     has = make(DegradationConfig, info.degradation or {}, "degradation")
-    trained = make(DegradationConfig, dict(recorded), "degradation")
+    trained = make(DegradationConfig, recorded, "degradation")
+    made = ", ".join(f"{k}={v}" for k, v in asdict(has).items())
+    if mix and has.axes == trained.axes and has.mode in mix.get("modes", []):
+        return
     if has != trained:
         said = ", ".join(f"{k}={v}" for k, v in asdict(trained).items())
-        made = ", ".join(f"{k}={v}" for k, v in asdict(has).items())
+        if mix:
+            said = f"a mix of {'/'.join(mix.get('modes', []))} ({trained.axes} axes)"
         raise DataError(f"{info.root}: dataset LR is made with {made} but model {model_name} was trained on {said}")
 
 
@@ -213,7 +220,8 @@ def train_dataset(info: DatasetInfo, cfg: Config, *, progress: bool = False) -> 
     # Flat list: CacheDataset caches up to the first random transform, and a nested Compose counts as one.
     if cfg.data.target == "reference":
         rows = rows[rows["ref_path"] != ""]
-        items = [{"input": str(info.root / p), "hr": str(info.root / r)} for p, r in zip(rows["hr_path"], rows["ref_path"])]
+        items = [{"input": str(info.root / p), "hr": str(info.root / r), **_match_of(row, cfg.data.intensity_match)}
+                 for p, r, row in zip(rows["hr_path"], rows["ref_path"], rows.itertuples(index=False))]
         transform = Compose([*load_transforms(("input", "hr")).transforms, *reference_train_transforms(cfg.data).transforms])
     else:
         items = [{"hr": str(info.root / p)} for p in rows["hr_path"]]
@@ -230,11 +238,23 @@ def train_dataset(info: DatasetInfo, cfg: Config, *, progress: bool = False) -> 
         raise found from None
 
 
+def _match_of(row: Any, enabled: bool) -> dict[str, float]:
+    """The fitted reference gain/offset of a manifest row (identity when off or not recorded)."""
+    if not enabled:
+        return {"ref_gain": 1.0, "ref_offset": 0.0}
+    gain, offset = getattr(row, "ref_gain", 1.0), getattr(row, "ref_offset", 0.0)
+    gain = 1.0 if pd.isna(gain) else float(gain)
+    offset = 0.0 if pd.isna(offset) else float(offset)
+    return {"ref_gain": gain, "ref_offset": offset}
+
+
 def eval_items(info: DatasetInfo, split: str, limit: int = 0, target: str = "auto") -> list[dict[str, Any]]:
     """Full B-scans of a val/test split with their fixed LR and targets.
 
     Items: ``{"id", "group_id", "lr" [1,h,w], "hr" [1,H,W] (the target), "self" (the scan's own
-    full-resolution B-scan), "reference" (the clean reference, or None)}``. ``target`` "auto" scores
+    full-resolution B-scan), "reference" (the clean reference, or None), "reference_matched" (the
+    reference at the input's grey levels, from the manifest's fitted ref_gain/ref_offset; the
+    reference itself for datasets made without the fit), "ref_gain", "ref_offset"}``. ``target`` "auto" scores
     against the reference where the dataset has one (noisy inputs only: the reference scans
     themselves are left out); "self" scores every B-scan against itself. Limits pick B-scans spread
     over the groups rather than the first group only.
@@ -268,6 +288,7 @@ def eval_items(info: DatasetInfo, split: str, limit: int = 0, target: str = "aut
             if found is None:
                 raise
             raise found from None
+        match = _match_of(row, True)
         out.append({
             "id": f"{row.scan_id}_{int(row.bscan):03d}",
             "group_id": row.group_id,
@@ -275,5 +296,7 @@ def eval_items(info: DatasetInfo, split: str, limit: int = 0, target: str = "aut
             "hr": ref if use_reference else item["hr"],
             "self": item["hr"],
             "reference": ref,
+            "reference_matched": None if ref is None else match_intensity(ref, match["ref_gain"], match["ref_offset"]),
+            **match,
         })
     return out

@@ -26,8 +26,8 @@ Norm = StrEnum("Norm", {"BATCH": "batch", "NONE": "none"})
 Axes = StrEnum("Axes", {"BOTH": "both", "LATERAL": "lateral"})
 # The generator's upsampling layout: the paper's stages and 9x9 HR tail, or one sub-pixel conv at LR.
 UpsampleMode = StrEnum("UpsampleMode", {"PAPER": "paper", "LR_SHUFFLE": "lr_shuffle"})
-# How LR is made from HR: MATLAB bicubic or block mean.
-DegradationMode = StrEnum("DegradationMode", {"BICUBIC": "bicubic", "AREA": "area"})
+# How LR is made from HR: the entries of oct_srgan.degradations.DEGRADATIONS.
+DegradationMode = StrEnum("DegradationMode", {"BICUBIC": "bicubic", "AREA": "area", "DECIMATE": "decimate"})
 # The pixel loss of training.
 PixelLoss = StrEnum("PixelLoss", {"MSE": "mse", "L1": "l1"})
 # Standard GAN (binary cross-entropy) or relativistic average discriminator.

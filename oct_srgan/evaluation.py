@@ -16,6 +16,7 @@ registered version. ``oct-srgan evaluate`` and the model card (:mod:`oct_srgan.m
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Callable
@@ -30,9 +31,11 @@ from PIL import Image
 
 from oct_srgan.data import DatasetInfo, check_model_degradation, eval_items
 from oct_srgan.errors import DataError, ModelError
+from oct_srgan.fsutil import refuse_overlap
 from oct_srgan.inference import DEFAULT_OVERLAP, DEFAULT_TILE, SRInferer
 from oct_srgan.loading import LoadedModel
-from oct_srgan.metrics import quantize
+from oct_srgan.metrics import interval_text, quantize
+from oct_srgan.protocols import headline_metrics, protocol_rows, protocol_table, write_protocols
 from oct_srgan.scoring import EvaluationResult, evaluate_items, methods_for, optional_extractor, table_mean
 from oct_srgan.transforms import downscale
 
@@ -106,8 +109,11 @@ class Evaluation:
                 f"against the {label}: model {table_mean(table, 'model', 'psnr'):.2f} dB / SSIM "
                 f"{table_mean(table, 'model', 'ssim'):.3f} vs bicubic {table_mean(table, 'bicubic', 'psnr'):.2f} dB / "
                 f"{table_mean(table, 'bicubic', 'ssim'):.3f} (gain {gain['mean']:+.2f} dB, 95% CI over "
-                f"B-scans [{gain['ci_low']:+.2f}, {gain['ci_high']:+.2f}]) on {self.n_images} images"
+                f"B-scans {interval_text(gain['ci_low'], gain['ci_high'], int(gain['n']), '+.2f', 'B-scans')}) "
+                f"on {self.n_images} images"
             )
+        if result.protocols is not None:
+            lines.append((self.out / "protocols.md").read_text())
         lines.append(f"tables and figures in {self.out}; MLflow run {self.run_id}")
         if self.registered_uri:
             lines.append(f"metrics recorded on {self.registered_uri}{' (alias @evaluated)' if self.alias else ''}")
@@ -148,6 +154,15 @@ def model_label(model: str) -> str:
         path = Path(text)
         text = f"{path.parent.name}-{path.stem}" if path.parent.name not in ("", ".") else path.stem
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:60] or "model"
+
+
+def evaluation_run_name(model: str, protocol_name: str) -> str:
+    """``<model>-eval-<split or benchmark>``: the model first, within 19 characters (a longer label is cut
+    to 12 and a digest of the whole), so two models' runs differ where MLflow's run lists cut names."""
+    label = model_label(model)
+    if len(label) > 19:
+        label = f"{label[:12]}-{hashlib.sha256(label.encode()).hexdigest()[:6]}"
+    return f"{label}-eval-{protocol_name}"
 
 
 def _model_record(model: ModelUnderTest) -> ModelRecord | None:
@@ -236,6 +251,8 @@ def _evaluate(model: ModelUnderTest, items: list[dict[str, Any]], protocol: _Pro
     """Score ``items`` into the output folder, inside an MLflow run when ``options.track``."""
     name = f"{protocol.name}-{model_label(model.name)}"
     out = options.out or Path("outputs") / "evaluate" / name
+    if protocol.dataset is not None:
+        refuse_overlap(out, [protocol.dataset.root])
     if out.exists() and any(out.iterdir()) and not options.overwrite:
         raise DataError(f"{out}: output folder exists (results of an earlier evaluation); pass --overwrite to replace it or choose another --out")
     extractor, note = optional_extractor(options.extractor_weights, model.model.channels) if options.content else (None, "")
@@ -245,9 +262,12 @@ def _evaluate(model: ModelUnderTest, items: list[dict[str, Any]], protocol: _Pro
         from tqdm import tqdm
 
         with tqdm(total=len(items), desc="evaluate", unit="img", disable=not options.progress, dynamic_ncols=True) as bar:
-            return evaluate_items(items, methods, out, shave=protocol.shave, y_channel=protocol.y_channel,
-                                  quantize_bits=protocol.bits, extractor=extractor, figures=options.figures, title=name,
-                                  progress=lambda done, total: bar.update(done - bar.n))
+            result = evaluate_items(items, methods, out, shave=protocol.shave, y_channel=protocol.y_channel,
+                                    quantize_bits=protocol.bits, extractor=extractor, figures=options.figures, title=name,
+                                    progress=lambda done, total: bar.update(done - bar.n))
+        if protocol.dataset is not None:
+            _score_protocols(result, items, methods["model"], model.model, protocol.shave, out)
+        return result
 
     missing = note if extractor is None else None
     if not options.track:
@@ -255,6 +275,15 @@ def _evaluate(model: ModelUnderTest, items: list[dict[str, Any]], protocol: _Pro
     result, run_id, record = _tracked(model, len(items), protocol, options, name, note, score)
     return Evaluation(result, out, len(items), run_id, missing, record.registered_uri if record else None,
                       alias=protocol.dataset is not None and protocol.split == "test")
+
+
+def _score_protocols(result: EvaluationResult, items: list[dict[str, Any]], run_model: Callable[[torch.Tensor], torch.Tensor],
+                     loaded: LoadedModel, shave: int, out: Path) -> None:
+    """The three-protocol table (LR made on the fly from the noisy inputs) beside the split's own tables."""
+    rows = protocol_rows(items, run_model, loaded.axes, loaded.scale, shave)
+    if len(rows):
+        result.protocols = protocol_table(rows)
+        result.files.update(write_protocols(result.protocols, out))
 
 
 def _tracked(model: ModelUnderTest, n_images: int, protocol: _Protocol, options: EvalOptions, name: str, note: str,
@@ -271,7 +300,7 @@ def _tracked(model: ModelUnderTest, n_images: int, protocol: _Protocol, options:
     dataset, split = protocol.dataset, protocol.split
     if dataset is not None:
         tags["dataset_hash"] = dataset.dataset_hash
-    with tracking.run("evaluate", f"evaluate-{name}", tags=tags) as run:
+    with tracking.run("evaluate", evaluation_run_name(model.name, protocol.name), tags=tags) as run:
         lineage = tracking.log_dataset_splits(dataset.manifest, dataset.dataset_hash, (split,)).get(split) if dataset is not None else None
         result = score()
         headline = _log_results(model, n_images, protocol, options, note, result, lineage)
@@ -313,4 +342,6 @@ def _log_results(model: ModelUnderTest, n_images: int, protocol: _Protocol, opti
         if target_name == result.target:
             headline = {k: v for k, v in metrics.items() if k.split(".")[0] in HEADLINE_METHODS}
         tracking.log_metrics({k: v for k, v in metrics.items() if k not in headline}, dataset=lineage)
+    if result.protocols is not None:
+        tracking.log_metrics(headline_metrics(result.protocols, protocol.split or "eval"), dataset=lineage)
     return headline

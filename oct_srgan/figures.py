@@ -5,9 +5,9 @@ target), drawn by :func:`panel_figure`; the comparisons also outline one :class:
 panel and show it enlarged, on a row below or as an inset. The functions named after a stage only
 choose the panels, the window and the size.
 
-Zoomed views of a B-scan are placed on the retina (the brightest band of rows around the lateral
-centre, where the RPE / photoreceptor complex lies), not at the image centre, which in a B-scan is
-often vitreous or choroid. Figures are plain ``matplotlib.figure.Figure`` objects (no pyplot state).
+Zoomed views of a B-scan are placed on the retina (:mod:`oct_srgan.retina`: the window of highest
+smoothed-intensity variance outside a screenshot's canvas), not at the image centre, which in a
+B-scan is often vitreous or choroid. Figures are plain ``matplotlib.figure.Figure`` objects (no pyplot state).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from oct_srgan.fsutil import atomic_path
+from oct_srgan.retina import inset_corner, retina_window
 from oct_srgan.transforms import upscale_bicubic, upscale_nearest
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 class Window:
     """A region of the panels' grid outlined in every panel and shown enlarged.
 
-    ``inset`` puts the enlarged view in the panel's lower right corner instead of on a row below;
+    ``inset`` puts the enlarged view in the panel corner farthest from the window instead of on a row below;
     ``label`` titles each enlarged view ("<panel>: <label>, rows a-b, columns c-d").
     """
 
@@ -53,24 +54,6 @@ class Window:
                      int(self.x0 * sx) : int((self.x0 + self.width) * sx)]
 
 
-def retina_window(image: np.ndarray, height: int, width: int) -> tuple[int, int]:
-    """Top-left (y, x) of a ``height`` x ``width`` window centred on the retina of a B-scan [H, W].
-
-    The column band is the lateral centre; the row is where the smoothed mean intensity of that band
-    peaks (the hyper-reflective outer retina), clipped to the image.
-    """
-    img = np.asarray(image, dtype=np.float64)
-    h, w = img.shape
-    height, width = min(height, h), min(width, w)
-    x0 = (w - width) // 2
-    profile = img[:, x0 : x0 + width].mean(axis=1)
-    kernel = np.ones(max(3, h // 40)) / max(3, h // 40)
-    smooth = np.convolve(profile, kernel, mode="same")
-    y_peak = int(np.argmax(smooth))
-    y0 = int(np.clip(y_peak - height // 2, 0, h - height))
-    return y0, x0
-
-
 def _frame(ax: Axes, colour: str | None) -> None:
     """No ticks, the frame kept (in ``colour`` when given)."""
     ax.set_xticks([])
@@ -87,7 +70,8 @@ def _enlarge(ax: Axes, below: Axes | None, name: str, image: np.ndarray, window:
 
     ax.add_patch(Rectangle((window.x0, window.y0), window.width, window.height, fill=False,
                            edgecolor=window.colour, linewidth=1))
-    zoom = inset_axes(ax, width="40%", height="40%", loc="lower right", borderpad=0.3) if window.inset else below
+    corner = inset_corner((window.y0 + window.height / 2, window.x0 + window.width / 2), grid)
+    zoom = inset_axes(ax, width="40%", height="40%", loc=corner, borderpad=0.3) if window.inset else below
     zoom.imshow(window.crop(image, grid), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     if window.label:
         w = window
@@ -177,10 +161,11 @@ def _image(t: torch.Tensor) -> np.ndarray:
 
 def evaluation_comparison(lr: torch.Tensor, bicubic: torch.Tensor, sr: torch.Tensor, target: torch.Tensor, *,
                           target_name: str, title: str) -> Figure:
-    """LR | bicubic | SR | target ([C, H, W] each) with an inset of the same central region in each panel."""
+    """LR | bicubic | SR | target ([C, H, W] each) with an inset of the same retina region in each panel."""
     H, W = target.shape[-2:]
     zh, zw = max(H // 5, 8), max(W // 6, 8)
-    window = Window((H - zh) // 2, (W - zw) // 2, zh, zw, inset=True)
+    y0, x0 = retina_window(_image(target).mean(axis=-1) if target.shape[0] > 1 else _image(target), zh, zw)
+    window = Window(y0, x0, zh, zw, inset=True)
     panels = [("LR", lr), ("bicubic", bicubic), ("SR", sr), (target_name, target)]
     return panel_figure([(name, _image(t)) for name, t in panels], size=(18, 18 * H / W / 4 + 0.8), title=title,
                         window=window, grid=(H, W))

@@ -6,7 +6,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -103,3 +103,31 @@ def remove_stale_temps(directory: str | Path) -> list[Path]:
         else:
             p.unlink(missing_ok=True)
     return stale
+
+
+def overlap_of(out: str | Path, inputs: Iterable[str | Path]) -> tuple[Path, str] | None:
+    """The first input that ``out`` equals, contains or lies inside, and how; None when apart.
+
+    Paths are compared resolved (symlinks, ``..``, ``.``), so ``preprocess . --out .`` and
+    ``preprocess data/scans --out data`` are both caught before anything is written or replaced.
+    """
+    target = Path(out).resolve()
+    for item in inputs:
+        src = Path(item).resolve()
+        if target == src:
+            return Path(item), "is"
+        if target in src.parents:
+            return Path(item), "contains"
+        if src in target.parents:
+            return Path(item), "lies inside"
+    return None
+
+
+def refuse_overlap(out: str | Path, inputs: Iterable[str | Path], flag: str = "--out") -> None:
+    """Refuse in one line an output folder that is, contains or lies inside an input (it would be replaced)."""
+    from .errors import OctSrganError
+
+    hit = overlap_of(out, inputs)
+    if hit is not None:
+        item, how = hit
+        raise OctSrganError(f"{out}: {flag} {how} the input {item}; choose an output folder apart from the inputs")

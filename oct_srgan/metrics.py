@@ -38,6 +38,9 @@ from oct_srgan.enums import SsimKind, look_up_option
 # MS-SSIM uses five scales (2x average pooling between them) with an 11-pixel window; MONAI requires
 # each side // 16 > 10, so images with a side under 176 pixels get NaN rather than a number computed
 # on fewer scales, which would not be comparable with the standard five-scale MS-SSIM.
+# Below this many independent units (B-scans, subjects) a t-interval is not reported: over 2 subjects
+# t(0.975, 1) = 12.7 turned a 2 dB spread into [-0.55, 51.24] dB, which says nothing.
+MIN_INTERVAL_UNITS = 3
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 MS_SSIM_KERNEL = 11
 MS_SSIM_MIN_SIZE = MS_SSIM_KERNEL * (len(MS_SSIM_WEIGHTS) - 1) ** 2
@@ -118,13 +121,22 @@ def crop_to_common(*images: torch.Tensor) -> tuple[torch.Tensor, ...]:
 
 
 def _stats(values: np.ndarray, confidence: float) -> dict:
-    """n, mean, sample std and the t-distribution confidence interval of the mean of finite values."""
+    """n, mean, sample std and the t-distribution confidence interval of the mean of finite values
+    (NaN below :data:`MIN_INTERVAL_UNITS` values: see :func:`interval_text`)."""
     values = values[np.isfinite(values)]
     n = len(values)
     mean = float(values.mean()) if n else math.nan
     std = float(values.std(ddof=1)) if n > 1 else math.nan
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * std / math.sqrt(n)) if n > 1 else math.nan
+    meaningful = n >= MIN_INTERVAL_UNITS
+    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * std / math.sqrt(n)) if meaningful else math.nan
     return {"n": n, "mean": mean, "std": std, "ci_low": mean - half, "ci_high": mean + half}
+
+
+def interval_text(low: float, high: float, n: int, fmt: str = ".4f", unit: str = "units") -> str:
+    """``[low, high]``, or why there is none: fewer than :data:`MIN_INTERVAL_UNITS` units."""
+    if n < MIN_INTERVAL_UNITS or not (math.isfinite(low) and math.isfinite(high)):
+        return f"not meaningful ({n} {unit}, fewer than {MIN_INTERVAL_UNITS})"
+    return f"[{low:{fmt}}, {high:{fmt}}]"
 
 
 def summarize(
@@ -137,7 +149,8 @@ def summarize(
     """Mean ± std per method and metric, plus the paired ``method - baseline`` difference with its CI.
 
     Columns: method, metric, n, mean, std, ci_low, ci_high. The difference rows are named
-    ``"<method> - <baseline>"`` and pair images by ``id``; their CI is mean ± t(n-1) * std / sqrt(n).
+    ``"<method> - <baseline>"`` and pair images by ``id``; their CI is mean ± t(n-1) * std / sqrt(n),
+    NaN when fewer than :data:`MIN_INTERVAL_UNITS` values were used.
     Non-finite values (PSNR of identical images, MS-SSIM of small images) are left out of every
     statistic, and ``n`` says how many were used.
     """

@@ -25,6 +25,7 @@ from oct_srgan.enums import Split, values
 from oct_srgan.evaluation import EvalOptions, evaluate_split, open_model
 from oct_srgan.fsutil import atomic_path
 from oct_srgan.metric_table import metric_names
+from oct_srgan.model_card_sections import cv_section, noref_section, protocols_section
 from oct_srgan.scoring import EvaluationResult, summary_markdown
 
 MODEL_FILE = "oct_srgan_x4.pt"
@@ -78,8 +79,8 @@ def recipe_line(meta: dict[str, Any]) -> str:
     if float(p.get("loss.adversarial_weight", 0) or 0) > 0:
         loss += f" + {p.get('loss.adversarial')} adversarial x{p.get('loss.adversarial_weight')}"
     aug = ""
-    if float(p.get("data.input_gain", 0) or 0) or float(p.get("data.input_offset", 0) or 0):
-        aug = f", random input gain x(1 +- {p.get('data.input_gain')}) and offset +- {p.get('data.input_offset')}"
+    if float(p.get("data.gain", 0) or 0) or float(p.get("data.offset", 0) or 0):
+        aug = f", random gain x(1 +- {p.get('data.gain')}) and offset +- {p.get('data.offset')} of input and target alike"
     milestones = p.get("train.lr_milestones", "[]")
     schedule = f" (x{p.get('train.lr_gamma')} at steps {milestones})" if milestones not in ("[]", "", None) else " (constant)"
     return (f"- {meta.get('stage', '?')}: {loss}; {p.get('train.iterations')} updates of batch {p.get('train.batch_size')} "
@@ -159,7 +160,7 @@ def _model_and_data(spec: dict[str, Any], dataset: Any) -> list[str]:
 
 def card_text(
     spec: dict[str, Any], metas: list[dict[str, Any]], result: EvaluationResult, dataset: Any, n_params: int, size: int,
-    stage_results: list[tuple[str, EvaluationResult]] | None = None,
+    stage_results: list[tuple[str, EvaluationResult]] | None = None, extra: list[str] | None = None,
 ) -> str:
     """The model card in Markdown: data and split, recipe, steps, wall time, hardware, test numbers."""
     psnr_m, psnr_b = result.mean("model", "psnr"), result.mean("bicubic", "psnr")
@@ -202,6 +203,8 @@ def card_text(
         "`oct-srgan evaluate --model default --data <preprocess of ../shared/data/oct/duke_bioptigen> --split test`",
         "",
         *_evaluation_tables(result),
+        *protocols_section(result.protocols),
+        *(extra or []),
         "`model - bicubic` rows are paired differences with a 95% t-interval; CNR (dB) and ENL use ROIs chosen on "
         "the reference (vitreous above the retina, brightest 5% layer band), EPI is the correlation of the Laplacians of Gaussian (sigma 2 px, the layer scale) with "
         "the target (`oct_srgan/metrics.py`).",
@@ -218,8 +221,13 @@ def card_text(
     return "\n".join(lines)
 
 
-def package(generator_file: Path, dataset_dir: Path, out_dir: Path, stage_files: list[Path]) -> Path:
-    """Evaluate ``generator_file`` on the test split and write the default model + card to ``out_dir``."""
+def package(generator_file: Path, dataset_dir: Path, out_dir: Path, stage_files: list[Path], cv: Path | None = None,
+            scans: list[Path] | None = None) -> Path:
+    """Evaluate ``generator_file`` on the test split and write the default model + card to ``out_dir``.
+
+    ``cv`` (a CSV of protocol, metric, mean, sd, n_folds) adds the cross-validation figures and
+    ``scans`` (native scans without references) the no-reference table.
+    """
     dataset = open_dataset(dataset_dir)
     state, spec, meta = load_generator_file(generator_file)
     options = EvalOptions(content=False, track=False, figures=0)
@@ -230,6 +238,7 @@ def package(generator_file: Path, dataset_dir: Path, out_dir: Path, stage_files:
             stage_results.append((str(load_generator_file(path)[2].get("stage", f"stage {i + 1}")), stage.result))
         final = evaluate_split(open_model(str(generator_file), "cpu"), dataset, "test",
                                replace(options, out=Path(tmp) / "final", figures=1))
+        extra = [*cv_section(cv), *noref_section(str(generator_file), scans, Path(tmp) / "scans")]
     result = final.result
     stage_results.append((str(meta.get("stage", "final")), result))
     metas = [load_generator_file(p)[2] for p in stage_files] + [meta]
@@ -245,7 +254,8 @@ def package(generator_file: Path, dataset_dir: Path, out_dir: Path, stage_files:
     save_generator_file(target, state, spec, {**meta, "evaluation": evaluation, "card": CARD_FILE})
     n_params = sum(v.numel() for v in state.values() if v.is_floating_point())
     with atomic_path(out_dir / CARD_FILE) as tmp_card:
-        tmp_card.write_text(card_text(spec, metas, result, dataset, n_params, target.stat().st_size, stage_results))
+        tmp_card.write_text(card_text(spec, metas, result, dataset, n_params, target.stat().st_size, stage_results,
+                                     extra))
     return target
 
 
@@ -255,8 +265,12 @@ def main() -> None:
     parser.add_argument("dataset", type=Path)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "weights")
     parser.add_argument("--stage1", type=Path, action="append", default=[], help="Earlier stages' generator files.")
+    parser.add_argument("--cv", type=Path, default=None,
+                        help="Cross-validation summary CSV (protocol, metric, mean, sd, n_folds) for the card.")
+    parser.add_argument("--scans", type=Path, action="append", default=[],
+                        help="Native scans without references (files or folders) for the no-reference table.")
     args = parser.parse_args()
-    target = package(args.generator, args.dataset, args.out, args.stage1)
+    target = package(args.generator, args.dataset, args.out, args.stage1, args.cv, args.scans)
     print(f"default model: {target}\nmodel card: {target.parent / CARD_FILE}")
 
 

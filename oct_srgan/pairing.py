@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from oct_srgan.errors import DataError
+from oct_srgan.intensity import GAIN_RANGE, fit_gain_offset
 
 # A group's scans may differ by a few rows/columns (export padding); more than this is not one location.
 MAX_REFERENCE_MISMATCH = 8
@@ -140,3 +141,17 @@ class Reference:
         shift, hr, ref_hr = register(path, self.path, raw, self.pixels[rb])
         hr, ref_hr = (crop_to_scale(x, scale, axes) for x in (hr, ref_hr))
         return hr, ref_hr, f"{self.names[rb].rsplit('_', 1)[0]}_ref_{scan_id}_{b:03d}.png", shift
+
+    def intensity_fit(self, path: Path, b: int, hr: np.ndarray, ref_hr: np.ndarray | None) -> tuple[float, float]:
+        """``(gain, offset)`` of input B-scan ``b`` against its reference (its own crop, or the shared B-scan).
+
+        A gain outside :data:`~oct_srgan.intensity.GAIN_RANGE` means the images do not share their
+        structure (no retina to fit on): such a pair keeps its raw grey levels, ``(1.0, 0.0)``.
+        """
+        if ref_hr is None:
+            ref = self.pixels[b if len(self.names) > 1 else 0]
+            ref_hr = ref[: hr.shape[0], : hr.shape[1]]
+        gain, offset = fit_gain_offset(hr, ref_hr)
+        if not GAIN_RANGE[0] <= gain <= GAIN_RANGE[1]:
+            return 1.0, 0.0
+        return gain, offset

@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,7 +35,7 @@ from oct_srgan.config import DegradationConfig
 from oct_srgan.enums import Split, values
 from oct_srgan.errors import DataError, ScanError
 from oct_srgan.figures import degradation_preview, save_figure
-from oct_srgan.fsutil import atomic_dir
+from oct_srgan.fsutil import atomic_dir, refuse_overlap
 from oct_srgan.io import Scan, find_scans, read_scan
 from oct_srgan.pairing import Reference, SourceScan, crop_to_scale, find_reference
 from oct_srgan.splitting import ContentJoins, check_fractions, content_key, dataset_key, group_of, keyed_id
@@ -63,6 +64,8 @@ MANIFEST_COLUMNS = [
     "is_reference",
     "ref_shift_y",
     "ref_shift_x",
+    "ref_gain",
+    "ref_offset",
 ]
 
 
@@ -73,11 +76,17 @@ class PrepareOptions:
     val_fraction: float = 0.15
     test_fraction: float = 0.15
     seed: int = 0
+    # Leave-subjects-out cross-validation: fold ``fold`` of ``folds`` over the train+val groups is the
+    # test split, the plain split's test groups are left out (0 = no cross-validation).
+    folds: int = 0
+    fold: int = 0
     scale: int = 4
     group_pattern: str | None = None
     bscan_axis: int | None = None
     reference: str | None = None
     register: bool = True
+    # Fit each input's gain/offset against its reference (manifest ref_gain/ref_offset) for training.
+    intensity_match: bool = True
     degradation: DegradationConfig = field(default_factory=DegradationConfig)
 
 
@@ -199,13 +208,15 @@ class _Stager:
         is_ref = reference is not None and path == reference.path
         rows = []
         for b, hr in enumerate(pixels):
-            ref_name, shift = "", (0, 0)
+            ref_name, shift, match = "", (0, 0), (1.0, 0.0)
             if reference is not None:
                 hr, ref_hr, ref_name, shift = reference.pair(
                     path, scan_id, b, scan.pixels[b], hr, register_it=options.register and not is_ref,
                     scale=options.scale, axes=options.degradation.axes)
                 if ref_hr is not None:
                     _write_png16(gdir / ref_name, _to_u16(ref_hr))
+                if options.intensity_match and not is_ref:
+                    match = reference.intensity_fit(path, b, hr, ref_hr)
             hr16 = _to_u16(hr)
             hr_name = f"{scan_id}_{b:03d}_hr.png"
             _write_png16(gdir / hr_name, hr16)
@@ -217,7 +228,8 @@ class _Stager:
                 "row_spacing": geo.row_spacing, "col_spacing": geo.col_spacing, "slice_spacing": geo.slice_spacing,
                 "source_format": scan.source_format, "bit_depth": scan.bit_depth, "source_hash": source_hash,
                 "hr_sha256": hashlib.sha256(hr16.tobytes()).hexdigest(), "ref_path": ref_name, "is_reference": is_ref,
-                "ref_shift_y": shift[0], "ref_shift_x": shift[1],
+                "ref_shift_y": shift[0], "ref_shift_x": shift[1], "ref_gain": round(match[0], 6),
+                "ref_offset": round(match[1], 6),
             })
         return rows
 
@@ -230,6 +242,10 @@ def _place(tmp: Path, group_ids: dict[str, str], split_of: dict[str, str], rows_
     preview_hr: np.ndarray | None = None
     for group in sorted(group_ids):
         split, group_id = split_of[group], group_ids[group]
+        if split == "drop":
+            if (staging / group_id).is_dir():
+                shutil.rmtree(staging / group_id)
+            continue
         if (staging / group_id).is_dir():
             (tmp / split).mkdir(exist_ok=True)
             os.replace(staging / group_id, tmp / split / group_id)
@@ -312,6 +328,7 @@ def prepare_dataset(
     """
     options = options or PrepareOptions()
     out = Path(out)
+    refuse_overlap(out, inputs)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise DataError(f"{out}: output exists and is not empty (use --overwrite to replace it)")
     if options.scale < 1:
@@ -337,13 +354,15 @@ def prepare_dataset(
         if not any(stager.rows_of.values()):
             raise DataError(f"no usable scan in {', '.join(map(str, roots))} ({len(stager.skipped)} file(s) skipped, "
                             "see the messages above)")
-        split_of = stager.joins.split(by_group, options.val_fraction, options.test_fraction, options.seed)
+        split_of = stager.joins.split(by_group, options.val_fraction, options.test_fraction, options.seed,
+                                      options.folds, options.fold)
         rows, preview_hr = _place(tmp, group_ids, split_of, stager.rows_of, degrade)
         manifest, dataset_hash = _write_tables(tmp, rows, options, stager)
         _write_preview(tmp / "preview.png", preview_hr, degrade, options)
     groups: dict[str, list[str]] = {s: [] for s in SPLITS}
     for g, s in sorted(split_of.items()):
-        groups[s].append(g)
+        if s in groups:
+            groups[s].append(g)
     return PrepareReport(out=out, dataset_hash=dataset_hash, manifest=manifest, skipped=stager.skipped, groups=groups,
                          preview=out / "preview.png", joined=_joined(by_group, stager.joins.shared))
 
@@ -354,6 +373,8 @@ def tracking_params(report: PrepareReport, options: PrepareOptions) -> dict[str,
     params: dict[str, object] = {
         "scale": options.scale,
         "seed": options.seed,
+        "folds": options.folds,
+        "fold": options.fold,
         "val_fraction": options.val_fraction,
         "test_fraction": options.test_fraction,
         "group_pattern": options.group_pattern or "parent-folder",
@@ -368,6 +389,8 @@ def tracking_params(report: PrepareReport, options: PrepareOptions) -> dict[str,
         "reference": "yes" if options.reference else "no",
         "n_bscans_with_reference": int((m["ref_path"] != "").sum()),
         "register": options.register if options.reference else "n/a",
+        "intensity_match": options.intensity_match if options.reference else "n/a",
+        "ref_gain_range": (f"{m['ref_gain'].min():.3f}-{m['ref_gain'].max():.3f}" if len(m) else "n/a"),
         "max_abs_ref_shift_px": int(m[["ref_shift_y", "ref_shift_x"]].abs().to_numpy().max()) if len(m) else 0,
         "n_joined_group_pairs": len(report.joined),
     }

@@ -21,7 +21,7 @@ from oct_srgan.errors import DataError, WeightsNotFoundError
 from oct_srgan.figures import evaluation_comparison, gain_histogram, save_figure
 from oct_srgan.fsutil import atomic_path
 from oct_srgan.metric_table import metric_names, score
-from oct_srgan.metrics import content_distance, quantize, rgb_to_y, summarize
+from oct_srgan.metrics import MIN_INTERVAL_UNITS, content_distance, interval_text, quantize, rgb_to_y, summarize
 from oct_srgan.transforms import upscale_bicubic, upscale_linear, upscale_nearest
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ class EvaluationResult:
     target: str = "self"
     summaries: dict[str, pd.DataFrame] = field(default_factory=dict)
     subject_summaries: dict[str, pd.DataFrame] = field(default_factory=dict)
+    protocols: pd.DataFrame | None = None
 
     def mean(self, method: str, metric: str) -> float:
         return table_mean(self.summary, method, metric)
@@ -96,7 +97,7 @@ def summary_markdown(summary: pd.DataFrame) -> str:
     lines = ["| method | metric | n | mean ± std | 95% CI of mean |", "|---|---|---|---|---|"]
     for r in summary.itertuples(index=False):
         lines.append(
-            f"| {r.method} | {r.metric} | {r.n} | {r.mean:.4f} ± {r.std:.4f} | [{r.ci_low:.4f}, {r.ci_high:.4f}] |"
+            f"| {r.method} | {r.metric} | {r.n} | {r.mean:.4f} ± {r.std:.4f} | {interval_text(r.ci_low, r.ci_high, r.n)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -228,8 +229,14 @@ def _write_tables(result: EvaluationResult, table: pd.DataFrame, target_name: st
     label = "the clean reference (registered average)" if target_name == "reference" else "each input's own full-resolution scan"
     n_groups = part["group_id"].nunique()
     return [f"## Against {label}", "", f"Per B-scan ({part['id'].nunique()} B-scans):", "", summary_markdown(summary),
-            f"Subjects as the unit ({n_groups} subjects; the interval uses t with {max(n_groups - 1, 0)} degrees of freedom):",
+            f"Subjects as the unit ({n_groups} subjects; {_interval_note(n_groups)}):",
             "", summary_markdown(subjects)]
+
+
+def _interval_note(units: int) -> str:
+    if units < MIN_INTERVAL_UNITS:
+        return f"too few for a 95% interval, which needs at least {MIN_INTERVAL_UNITS}"
+    return f"the interval uses t with {units - 1} degrees of freedom"
 
 
 def _write_figures(result: EvaluationResult, items: list[dict[str, Any]], outputs: dict[str, dict[str, torch.Tensor]],

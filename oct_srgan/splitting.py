@@ -90,8 +90,16 @@ def check_fractions(val_fraction: float, test_fraction: float) -> None:
         raise DataError(f"split fractions val={val_fraction} test={test_fraction} must be in [0, 1) and sum below 1")
 
 
-def split_groups(groups: Iterable[str], val_fraction: float, test_fraction: float, seed: int) -> dict[str, str]:
-    """Assign whole groups to splits with a seeded shuffle; val/test get at least one group when there are 3+."""
+def split_groups(groups: Iterable[str], val_fraction: float, test_fraction: float, seed: int, folds: int = 0,
+                 fold: int = 0) -> dict[str, str]:
+    """Assign whole groups to splits with a seeded shuffle; val/test get at least one group when there are 3+.
+
+    With ``folds`` > 1 the split is one fold of a leave-subjects-out cross-validation over the
+    train+val groups of the plain split: its test groups are left out (``"drop"``), fold ``fold`` of
+    the rest is the test split, and ``val_fraction`` of the others (at least one) is validation.
+    """
+    if folds > 1:
+        return _fold_split(split_groups(groups, val_fraction, test_fraction, seed), val_fraction, seed, folds, fold)
     check_fractions(val_fraction, test_fraction)
     names = sorted(set(groups))
     order = np.random.default_rng(seed).permutation(len(names))
@@ -110,6 +118,22 @@ def split_groups(groups: Iterable[str], val_fraction: float, test_fraction: floa
     out = {}
     for i, g in enumerate(shuffled):
         out[g] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
+    return out
+
+
+def _fold_split(plain: dict[str, str], val_fraction: float, seed: int, folds: int, fold: int) -> dict[str, str]:
+    if not 0 <= fold < folds:
+        raise DataError(f"fold {fold} must be in 0..{folds - 1}")
+    pool = sorted(g for g, s in plain.items() if s != "test")
+    if len(pool) < folds:
+        raise DataError(f"{folds} folds need at least {folds} train+val groups, found {len(pool)}")
+    order = [pool[i] for i in np.random.default_rng([seed, folds]).permutation(len(pool))]
+    held = set(order[fold::folds])
+    rest = [g for g in order if g not in held]
+    n_val = max(1, round(len(rest) * val_fraction)) if val_fraction > 0 and len(rest) > 1 else 0
+    out = {g: "drop" for g, s in plain.items() if s == "test"}
+    out.update({g: "test" for g in held})
+    out.update({g: "val" if i < n_val else "train" for i, g in enumerate(rest)})
     return out
 
 
@@ -148,8 +172,9 @@ class ContentJoins:
         for k in keys:
             self._owner.setdefault(k, group)
 
-    def split(self, groups: Iterable[str], val_fraction: float, test_fraction: float, seed: int) -> dict[str, str]:
+    def split(self, groups: Iterable[str], val_fraction: float, test_fraction: float, seed: int, folds: int = 0,
+              fold: int = 0) -> dict[str, str]:
         """:func:`split_groups` over the joined sets: every group gets the split of its set."""
         groups = list(groups)
-        root_split = split_groups({self._sets.find(g) for g in groups}, val_fraction, test_fraction, seed)
+        root_split = split_groups({self._sets.find(g) for g in groups}, val_fraction, test_fraction, seed, folds, fold)
         return {g: root_split[self._sets.find(g)] for g in groups}

@@ -176,6 +176,14 @@ def log_figure(fig: Any, artifact_file: str) -> None:
     plt.close(fig)
 
 
+def log_model_output(model_id: str, step: int = 0) -> None:
+    """Record a LoggedModel as an output of the active run: MLflow lists it on the run's page."""
+    import mlflow
+    from mlflow.entities import LoggedModelOutput
+
+    mlflow.MlflowClient().log_outputs(mlflow.active_run().info.run_id, [LoggedModelOutput(model_id, step)])
+
+
 @functools.cache
 def _dataset_source_class() -> type:
     """A dataset source that records only the dataset format and hash: no path, no file name.

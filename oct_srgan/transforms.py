@@ -1,11 +1,7 @@
 """Degradations, baselines and paired random transforms for HR/LR B-scans (MONAI dictionary style).
 
-The bicubic resize reproduces MATLAB ``imresize`` (Keys cubic with a = -0.5, kernel widened by
-1/scale when shrinking, symmetric border padding), the protocol behind the SRGAN paper's numbers:
-bicubic x4 on Set5 gives 28.42 dB here against 28.43 dB in the paper. PyTorch's antialiased bicubic
-uses the same kernel and matches MATLAB to 1e-12 away from the border, but shortens and renormalises
-the kernel at the border (differences up to 15/255 in the outer LR rows); padding the input
-symmetrically first, as MATLAB does, removes that difference.
+How LR is made lives in the degradation table (:mod:`oct_srgan.degradations`); this module wraps it
+for tensors with MONAI metadata and adds the interpolation baselines and the training transforms.
 
 Spatial layout is channel-first ``[C, H, W]`` (or ``[B, C, H, W]``): H is axial depth, W is lateral
 (A-scans). ``axes='lateral'`` keeps every axial sample and resamples the width only.
@@ -13,7 +9,6 @@ Spatial layout is channel-first ``[C, H, W]`` (or ``[B, C, H, W]``): H is axial 
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Literal
@@ -33,78 +28,26 @@ from monai.transforms import (
     RandScaleIntensityd,
     RandShiftIntensityd,
     RandSpatialCropd,
+    ScaleIntensityRanged,
     SpatialCrop,
 )
 from monai.transforms.utils import scale_affine
 from monai.utils import ensure_tuple, ensure_tuple_rep
 from monai.utils.misc import get_seed
 
-from .config import ConfigError, DataConfig, DegradationConfig
+from .config import ConfigError, DataConfig, DegradationConfig, MixConfig
+from .degradations import DEGRADATIONS, RandomDegradation, add_speckle, resize_bicubic
+from .degradations.speckle import RandomSource
 from .enums import DegradationMode, look_up_option
+from .intensity import match_intensity
 from .scaling import scale_factors as _factors
 
-Mode = Literal["bicubic", "area"]
+Mode = Literal["bicubic", "area", "decimate"]
 Axes = Literal["both", "lateral"]
-RandomSource = torch.Generator | np.random.RandomState | np.random.Generator
-
-
 
 def _plain(x: torch.Tensor) -> torch.Tensor:
     """The data of ``x`` without MONAI metadata, so pure tensor maths stays cheap and predictable."""
     return x.as_tensor() if isinstance(x, MetaTensor) else x
-
-
-def _symmetric_index(length: int, pad: int, device: torch.device) -> torch.Tensor:
-    """Indices of ``range(-pad, length + pad)`` mirrored MATLAB-style (edge sample repeated)."""
-    mirror = torch.cat([torch.arange(length, device=device), torch.arange(length - 1, -1, -1, device=device)])
-    return mirror[torch.remainder(torch.arange(-pad, length + pad, device=device), 2 * length)]
-
-
-def _border_pad(in_len: int, out_len: int) -> tuple[int, int]:
-    """Input padding ``p`` (covering the kernel support) such that ``p * out / in`` is a whole number.
-
-    Only then does the padded output grid contain the unpadded grid exactly, so the padded resize
-    can be cropped back. Returns ``(p, p * out // in)``; no padding when the length is unchanged.
-    """
-    if in_len == out_len:
-        return 0, 0
-    support = math.ceil(2.0 * max(in_len / out_len, 1.0)) + 1
-    step = in_len // math.gcd(in_len, out_len)
-    pad = math.ceil(support / step) * step
-    return pad, pad * out_len // in_len
-
-
-def resize_bicubic(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Resize the last two axes of ``x`` to ``size`` like MATLAB ``imresize(x, size, 'bicubic')``.
-
-    Antialiased when shrinking; borders are handled by symmetric padding. Values are not rounded or
-    clipped (MATLAB does both only for integer images). Returns a plain float tensor.
-    """
-    data = _plain(x)
-    if data.ndim < 2:
-        raise ValueError(f"resize_bicubic needs a tensor [..., H, W], got shape {tuple(data.shape)}")
-    if not data.is_floating_point():
-        raise ValueError(f"resize_bicubic needs a floating-point tensor, got {data.dtype}")
-    out_h, out_w = (int(s) for s in size)
-    in_h, in_w = data.shape[-2:]
-    if min(out_h, out_w, in_h, in_w) < 1:
-        raise ValueError(f"cannot resize spatial size {(in_h, in_w)} to {(out_h, out_w)}")
-    if (in_h, in_w) == (out_h, out_w):
-        return data.clone()
-    pad_h, crop_h = _border_pad(in_h, out_h)
-    pad_w, crop_w = _border_pad(in_w, out_w)
-    lead = data.shape[:-2]
-    flat = data.reshape(1, -1, in_h, in_w)
-    if pad_h:
-        flat = flat.index_select(2, _symmetric_index(in_h, pad_h, flat.device))
-    if pad_w:
-        flat = flat.index_select(3, _symmetric_index(in_w, pad_w, flat.device))
-    padded_size = (out_h + 2 * crop_h, out_w + 2 * crop_w)
-    out = F.interpolate(flat, size=padded_size, mode="bicubic", antialias=True, align_corners=False)
-    out = out[:, :, crop_h : crop_h + out_h, crop_w : crop_w + out_w]
-    return out.reshape(*lead, out_h, out_w).contiguous()
-
-
 
 
 def _check_image(x: torch.Tensor, what: str) -> None:
@@ -113,7 +56,7 @@ def _check_image(x: torch.Tensor, what: str) -> None:
 
 
 def downscale(x: torch.Tensor, scale: int = 4, mode: Mode = "bicubic", axes: Axes = "both") -> torch.Tensor:
-    """Make the LR image: bicubic (MATLAB imresize) or area (mean of blocks) reduction by ``scale``.
+    """Make the LR image by ``scale`` with the degradation table's ``mode`` (bicubic, area, decimate).
 
     ``axes='lateral'`` reduces the width only (A-scan decimation, 1 x scale blocks for area).
     Sizes must divide exactly so that LR pixel ``i`` covers HR pixels ``scale*i .. scale*i+scale-1``.
@@ -128,10 +71,7 @@ def downscale(x: torch.Tensor, scale: int = 4, mode: Mode = "bicubic", axes: Axe
         raise ValueError(
             f"downscale x{scale} ({axes}) needs {which} divisible by {scale}, got shape {tuple(data.shape)}"
         )
-    if mode == "area":
-        blocks = data.reshape(*data.shape[:-2], h // fh, fh, w // fw, fw)
-        return blocks.mean(dim=(-3, -1))
-    return resize_bicubic(data, (h // fh, w // fw))
+    return DEGRADATIONS[mode].reduce(data, fh, fw)
 
 
 def upscale_bicubic(x: torch.Tensor, scale: int = 4, axes: Axes = "both") -> torch.Tensor:
@@ -160,28 +100,6 @@ def upscale_nearest(x: torch.Tensor, scale: int = 4, axes: Axes = "both") -> tor
     data = _plain(x)
     _check_image(data, "upscale_nearest")
     return data.repeat_interleave(fh, dim=-2).repeat_interleave(fw, dim=-1)
-
-
-def add_speckle(x: torch.Tensor, sigma: float, generator: RandomSource | None = None) -> torch.Tensor:
-    """Multiply by gamma-distributed speckle (mean 1, std ``sigma``) and clip to [0, 1].
-
-    Gamma with shape 1/sigma^2 is the intensity law of L-look speckle (L = 1/sigma^2); sigma = 1 is
-    fully developed single-look speckle. ``generator`` (torch or numpy) makes the noise reproducible.
-    """
-    if sigma < 0:
-        raise ValueError(f"speckle sigma must be >= 0, got {sigma}")
-    if sigma == 0:
-        return x.clamp(0.0, 1.0)
-    if isinstance(generator, torch.Generator):
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
-        rng: np.random.RandomState | np.random.Generator = np.random.default_rng(seed)
-    elif generator is None:
-        rng = np.random.default_rng()
-    else:
-        rng = generator
-    shape = 1.0 / sigma**2
-    noise = rng.gamma(shape, 1.0 / shape, size=tuple(x.shape))
-    return (x * torch.as_tensor(noise, dtype=x.dtype, device=x.device)).clamp(0.0, 1.0)
 
 
 def _with_meta_of(src: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
@@ -349,54 +267,106 @@ def _check_crop(data_cfg: DataConfig) -> None:
 def train_transforms(data_cfg: DataConfig) -> Compose:
     """{"hr": [C, H, W] in [0, 1]} -> {"lr": [C, crop/s, crop/s] (lateral: [C, crop, crop/s]), "hr": [C, crop, crop]}.
 
-    Random HR crop, random lateral flip, then the configured degradation. Outputs are plain
+    Random HR crop, random lateral flip, random gain/offset, then the configured (or mixed) degradation. Outputs are plain
     contiguous float32 tensors. Seeded by ``monai.utils.set_determinism`` (before building) or
     ``Compose.set_random_state``.
     """
     _check_crop(data_cfg)
     crop = (data_cfg.hr_crop, data_cfg.hr_crop)
-    deg = data_cfg.degradation or DegradationConfig()
     return Compose(
         [
             EnsureTyped(keys="hr", dtype=torch.float32),
             RequireSized(keys="hr", size=crop),
             RandSpatialCropd(keys="hr", roi_size=crop, random_size=False),
             PairedRandFlipd(keys="hr", prob=0.5, spatial_axis=1),
-            Degraded(keys="hr", lr_key="lr", scale=data_cfg.scale, mode=deg.mode, axes=deg.axes, speckle=deg.speckle),
+            *_intensity(data_cfg, ("hr",)),
+            _degrade(data_cfg, "hr"),
             PlainTensord(keys=("lr", "hr")),
         ]
     )
 
 
-def _input_intensity(data_cfg: DataConfig) -> list[MapTransform]:
-    """Random gain and offset of the noisy input (never the reference target), as MONAI transforms."""
+class MatchIntensityd(MapTransform):
+    """Bring ``keys`` (the reference) to its input's grey levels with the item's fitted gain and offset.
+
+    The gain and offset come with each item (``gain_key``/``offset_key``, from the manifest's
+    ``ref_gain``/``ref_offset``); both keys are removed so that only images are batched.
+    """
+
+    def __init__(self, keys: KeysCollection = "hr", gain_key: str = "ref_gain", offset_key: str = "ref_offset",
+                 allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.gain_key, self.offset_key = gain_key, offset_key
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        gain, offset = float(d.pop(self.gain_key, 1.0)), float(d.pop(self.offset_key, 0.0))
+        for key in self.key_iterator(d):
+            d[key] = match_intensity(d[key], gain, offset)
+        return d
+
+
+class RandDegradedd(Randomizable, MapTransform):
+    """Add ``lr_key`` = a randomly degraded copy of ``keys`` (:class:`~oct_srgan.degradations.RandomDegradation`)."""
+
+    def __init__(self, keys: KeysCollection, lr_key: str, scale: int, axes: Axes, mix: MixConfig,
+                 allow_missing_keys: bool = False) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        fh, fw = _factors(scale, axes)
+        self.lr_key = lr_key
+        self.degrade = RandomDegradation(fh, fw, mix.modes, mix.blur, mix.blur_prob, mix.speckle, mix.speckle_prob)
+        self.set_random_state(seed=get_seed())
+
+    def randomize(self, data: None = None) -> None:
+        """No per-call state: :class:`RandomDegradation` draws from ``self.R`` while it is applied."""
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            hr = d[key]
+            d[self.lr_key] = _with_meta_of(hr, self.degrade(_plain(hr), self.R).to(dtype=hr.dtype))
+        return d
+
+
+def _intensity(data_cfg: DataConfig, keys: tuple[str, ...]) -> list[MapTransform]:
+    """One random gain and offset for all ``keys`` (input and target alike), then a clip to [0, 1]."""
     out: list[MapTransform] = []
-    if data_cfg.input_gain > 0:
-        out.append(RandScaleIntensityd(keys="input", factors=data_cfg.input_gain, prob=1.0))
-    if data_cfg.input_offset > 0:
-        out.append(RandShiftIntensityd(keys="input", offsets=data_cfg.input_offset, prob=1.0))
+    if data_cfg.gain > 0:
+        out.append(RandScaleIntensityd(keys=keys, factors=data_cfg.gain, prob=1.0))
+    if data_cfg.offset > 0:
+        out.append(RandShiftIntensityd(keys=keys, offsets=data_cfg.offset, prob=1.0))
+    if out:
+        out.append(ScaleIntensityRanged(keys=keys, a_min=0.0, a_max=1.0, b_min=0.0, b_max=1.0, clip=True))
     return out
+
+
+def _degrade(data_cfg: DataConfig, key: str) -> MapTransform:
+    deg = data_cfg.degradation or DegradationConfig()
+    if data_cfg.mix is not None:
+        return RandDegradedd(keys=key, lr_key="lr", scale=data_cfg.scale, axes=deg.axes, mix=data_cfg.mix)
+    return Degraded(keys=key, lr_key="lr", scale=data_cfg.scale, mode=deg.mode, axes=deg.axes, speckle=deg.speckle)
 
 
 def reference_train_transforms(data_cfg: DataConfig) -> Compose:
     """{"input": noisy [C, H, W], "hr": clean reference [C, H, W]} -> {"lr", "hr"} training pairs.
 
-    One random crop position for both images (they are registered pixel for pixel), one flip
-    decision for both, then the configured degradation of the *input* crop: noisy LR in, clean HR
-    target out, exactly aligned.
+    The reference is first matched to its input's grey levels (when the items carry a fitted gain
+    and offset); then one random crop position for both images (they are registered pixel for
+    pixel), one flip decision and one random gain/offset for both, then the degradation of the
+    *input* crop: noisy LR in, clean HR target out, exactly aligned and at the input's grey levels.
     """
     _check_crop(data_cfg)
     crop = (data_cfg.hr_crop, data_cfg.hr_crop)
-    deg = data_cfg.degradation or DegradationConfig()
     keys = ("input", "hr")
     return Compose(
         [
             EnsureTyped(keys=keys, dtype=torch.float32),
+            MatchIntensityd(keys="hr"),
             RequireSized(keys=keys, size=crop),
             RandSpatialCropd(keys=keys, roi_size=crop, random_size=False),
             PairedRandFlipd(keys=keys, prob=0.5, spatial_axis=1),
-            *_input_intensity(data_cfg),
-            Degraded(keys="input", lr_key="lr", scale=data_cfg.scale, mode=deg.mode, axes=deg.axes, speckle=deg.speckle),
+            *_intensity(data_cfg, keys),
+            _degrade(data_cfg, "input"),
             DeleteItemsd(keys="input"),
             PlainTensord(keys=("lr", "hr")),
         ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from oct_srgan.pipelines import chain, enhance, evaluate, preprocess, serve, train, ui
-from oct_srgan.pipelines.common import OneLineErrors
+from oct_srgan.pipelines.common import OneLineErrors, PlainHelpCommand
 
 app = typer.Typer(
     cls=OneLineErrors,
@@ -33,13 +33,13 @@ def _options(
     """4x super-resolution for retinal OCT: preprocess → train → evaluate → enhance, tracked in MLflow."""
 
 
-app.command("preprocess")(preprocess.preprocess)
-app.command("train")(train.train)
-app.command("evaluate")(evaluate.evaluate)
-app.command("enhance")(enhance.enhance)
-app.command("ui")(ui.ui)
-app.command("serve")(serve.serve)
-app.command("chain")(chain.chain)
+app.command("preprocess", cls=PlainHelpCommand)(preprocess.preprocess)
+app.command("train", cls=PlainHelpCommand)(train.train)
+app.command("evaluate", cls=PlainHelpCommand)(evaluate.evaluate)
+app.command("enhance", cls=PlainHelpCommand)(enhance.enhance)
+app.command("ui", cls=PlainHelpCommand)(ui.ui)
+app.command("serve", cls=PlainHelpCommand)(serve.serve)
+app.command("chain", cls=PlainHelpCommand)(chain.chain)
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ import enum
 import functools
 import logging
 import os
+import re
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -35,11 +36,47 @@ class Precision(str, enum.Enum):
     bf16 = "bf16"
 
 
+class _NamedArgument(typer.core.TyperArgument):
+    """A positional argument shown the Typer way: ``INPUTS...`` in the usage line and no ``<type>`` box."""
+
+    def display_type_rich(self, ctx: Context) -> str | None:
+        return None
+
+    def get_usage_pieces(self, ctx: Context) -> list[str]:
+        name = self.metavar or self.name or ""
+        return [name if self.required else f"[{name}]"]
+
+
+def plain_help(params: list[Any], ctx: Context) -> list[Any]:
+    """Flags without a ``<bool>`` value box, a repeatable option typed by one value (``--set <str>``, not
+    ``<list[str]>``) and arguments named ``NAME...``, as flags, options and arguments read in Typer."""
+    for param in params:
+        if isinstance(param, typer.core.TyperOption) and param.metavar is None:
+            if param.is_flag:
+                param.metavar = ""
+            elif param.multiple:
+                param.metavar = re.sub(r"list\[(\w+)\]", lambda m: m.group(1).lower(), param.display_type(ctx))
+        elif isinstance(param, typer.core.TyperArgument) and not isinstance(param, _NamedArgument):
+            param.metavar = param.metavar or (param.name or "").upper() + ("..." if param.nargs != 1 else "")
+            param.__class__ = _NamedArgument
+    return params
+
+
+class PlainHelpCommand(typer.core.TyperCommand):
+    """A stage command whose ``--help`` reads as Typer's conventions do (see :func:`plain_help`)."""
+
+    def get_params(self, ctx: Context) -> list[Any]:
+        return plain_help(super().get_params(ctx), ctx)
+
+
 class OneLineErrors(typer.core.TyperGroup):
     """The ``oct-srgan`` group: a usage error (bad choice, unknown option) is one ``error:`` line, exit 2.
 
     Typer would print a framed usage box; every other refusal of the tool is one line, so these are too.
     """
+
+    def get_params(self, ctx: Context) -> list[Any]:
+        return plain_help(super().get_params(ctx), ctx)
 
     def make_context(self, info_name: str | None, args: list[str], parent: Context | None = None,
                      **extra: Any) -> Context:
@@ -75,8 +112,14 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def user_errors(fn: F) -> F:
-    """Run a stage command so a library error reaches the user as ``error: <one line>``, never a traceback."""
+def user_errors(fn: F | None = None, *, keep_memory: bool = True) -> Any:
+    """Run a stage command so a library error reaches the user as ``error: <one line>``, never a traceback.
+
+    ``keep_memory`` applies the allocator settings that keep freed memory for the next pass (fast
+    batch work); a long-running server passes False so its memory settles after each job.
+    """
+    if fn is None:
+        return functools.partial(user_errors, keep_memory=keep_memory)
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -85,7 +128,8 @@ def user_errors(fn: F) -> F:
         from oct_srgan.errors import OctSrganError
 
         quiet()
-        keep_freed_memory()
+        if keep_memory:
+            keep_freed_memory()
         try:
             return fn(*args, **kwargs)
         except (OctSrganError, ConfigError) as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -22,6 +22,7 @@ def evaluate(
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder from 'oct-srgan preprocess'."),
     split: str = typer.Option("test", "--split", help="Split of --data to evaluate."),
     benchmark: Optional[str] = typer.Option(None, "--benchmark", help="set5 | set14 | folder of RGB images (paper protocol)."),
+    scans: Optional[List[Path]] = typer.Option(None, "--scans", help="Native scans (files or folders, any readable format) without references: no-reference measures. Repeatable."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for tables and figures (default outputs/evaluate/<name>)."),
     tile: int = typer.Option(128, "--tile", help="Tile side in LR pixels (0 = whole images)."),
     overlap: int = typer.Option(32, "--overlap", help="Tile overlap in LR pixels (at most half the tile)."),
@@ -32,17 +33,21 @@ def evaluate(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder's tables and figures."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),
 ) -> None:
-    """Score a model on every full B-scan of a split (or a natural-image benchmark) against bicubic."""
+    """Score a model on every full B-scan of a split (or a natural-image benchmark) against bicubic, or judge it on native scans without references (--scans)."""
     from oct_srgan.data import open_dataset
     from oct_srgan.errors import DataError
     from oct_srgan.evaluation import EvalOptions, evaluate_benchmark, evaluate_split, open_model
 
-    if (data is None) == (benchmark is None):
-        raise DataError("give exactly one of --data DIR or --benchmark set5|set14|PATH")
+    if sum(x is not None and x != [] for x in (data, benchmark, scans)) != 1:
+        raise DataError("give exactly one of --data DIR, --benchmark set5|set14|PATH or --scans DIR_OR_FILES")
     options = EvalOptions(out=out, tile=tile, overlap=overlap, limit=limit, extractor_weights=extractor_weights,
                           overwrite=overwrite, progress=not no_progress)
     loaded = open_model(model, device, precision.value)
-    if data is not None:
+    if scans:
+        from oct_srgan.noref_eval import evaluate_scans
+
+        evaluation = evaluate_scans(loaded, list(scans), options)
+    elif data is not None:
         evaluation = evaluate_split(loaded, open_dataset(data), split, options)
     else:
         evaluation = evaluate_benchmark(loaded, benchmark, options)

@@ -21,6 +21,8 @@ def preprocess(
     val_fraction: float = typer.Option(0.15, "--val-fraction", help="Fraction of groups (subjects) for validation."),
     test_fraction: float = typer.Option(0.15, "--test-fraction", help="Fraction of groups (subjects) for test."),
     seed: int = typer.Option(0, "--seed", help="Seed of the group split and of LR speckle."),
+    folds: int = typer.Option(0, "--folds", help="Cross-validation: split the train+val groups into this many folds (the plain split's test groups are left out)."),
+    fold: int = typer.Option(0, "--fold", help="Cross-validation: the fold (0-based) that becomes the test split."),
     scale: int = typer.Option(4, "--scale", help="Super-resolution factor of the LR pairs."),
     group_pattern: Optional[str] = typer.Option(
         None, "--group-pattern", help="Regex on the path relative to the input; group 1 (or the match) names the subject. Default: parent folder."
@@ -32,7 +34,11 @@ def preprocess(
     register: bool = typer.Option(
         True, "--register/--no-register", help="Align each input B-scan to its reference by an integer translation (phase correlation) and crop both to their overlap."
     ),
-    degradation: str = typer.Option("bicubic", "--degradation", help="bicubic | area"),
+    intensity_match: bool = typer.Option(
+        True, "--intensity-match/--no-intensity-match",
+        help="Fit each input's gain/offset against its reference (smoothed, over the retina) and record it, so training targets keep the input's grey levels.",
+    ),
+    degradation: str = typer.Option("bicubic", "--degradation", help="bicubic | area | decimate (strided sampling: native speckle)"),
     axes: str = typer.Option("both", "--axes", help="both | lateral (A-scan decimation only)"),
     speckle: float = typer.Option(0.0, "--speckle", help="Std of multiplicative speckle added to the LR (0 = none)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing non-empty --out."),
@@ -50,11 +56,14 @@ def preprocess(
         val_fraction=val_fraction,
         test_fraction=test_fraction,
         seed=seed,
+        folds=folds,
+        fold=fold,
         scale=scale,
         group_pattern=group_pattern,
         bscan_axis=bscan_axis,
         reference=reference,
         register=register,
+        intensity_match=intensity_match,
         degradation=deg,
     )
     import re

@@ -6,6 +6,7 @@ import typer
 
 from oct_srgan.limits import SERVE_MAX_PIXELS
 from oct_srgan.pipelines.common import user_errors
+from oct_srgan.pipelines.options import MAX_PORT, positive_finite
 
 app = typer.Typer(add_completion=False)
 
@@ -23,15 +24,15 @@ def _host_names(host: str) -> list[str]:
 
 
 @app.command()
-@user_errors
+@user_errors(keep_memory=False)
 def serve(
     model: str = typer.Option("default", "--model", "-m", help="Checkpoint, generator file, runs:/… or models:/… URI, or 'default'."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
-    port: int = typer.Option(8000, "--port", "-p", help="Port to listen on (0 = any free port)."),
-    max_upload_mb: float = typer.Option(200, "--max-upload-mb", help="Largest accepted upload, in MB."),
+    port: int = typer.Option(8000, "--port", "-p", min=0, max=MAX_PORT, help="Port to listen on (0 = any free port)."),
+    max_upload_mb: float = typer.Option(200, "--max-upload-mb", callback=positive_finite, help="Largest accepted upload, in MB."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
-    tile: int = typer.Option(128, "--tile", help="Tile side in LR pixels (0 = whole B-scans: faster, more memory)."),
-    max_pixels: int = typer.Option(SERVE_MAX_PIXELS, "--max-pixels", help="Largest decoded upload (samples over all B-scans); 0 = no limit."),
+    tile: int = typer.Option(128, "--tile", min=0, help="Tile side in LR pixels (0 = whole B-scans: faster, more memory)."),
+    max_pixels: int = typer.Option(SERVE_MAX_PIXELS, "--max-pixels", min=0, help="Largest decoded upload (samples over all B-scans); 0 = no limit."),
 ) -> None:
     """Serve a page to upload a scan and compare input | bicubic | SR, or score the model on it."""
     from oct_srgan import serving

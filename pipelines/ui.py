@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import typer
 
 from oct_srgan.pipelines.common import user_errors
+from oct_srgan.pipelines.options import MAX_PORT, all_interfaces
+from oct_srgan.processes import run_child
 
 app = typer.Typer(add_completion=False)
 
@@ -16,7 +17,7 @@ app = typer.Typer(add_completion=False)
 @app.command()
 @user_errors
 def ui(
-    port: int = typer.Option(5000, "--port", "-p", help="Port to listen on."),
+    port: int = typer.Option(5000, "--port", "-p", min=1, max=MAX_PORT, help="Port to listen on."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
 ) -> None:
     """Open the MLflow UI on mlruns/ (or MLFLOW_TRACKING_URI) to compare runs, metrics and figures."""
@@ -28,10 +29,12 @@ def ui(
     if local is not None:
         tracking.experiment_id()
         cmd += ["--default-artifact-root", (local / "artifacts").as_uri(), "--workers", "1"]
-    typer.echo(f"MLflow UI for {uri} at http://{host}:{port}  (Ctrl+C to stop)")
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    try:
-        code = subprocess.call(cmd, env=env)
-    except KeyboardInterrupt:
-        code = 0
-    raise typer.Exit(code)
+    typer.echo(f"MLflow UI for {uri} at http://{host}:{port}  (Ctrl+C or kill to stop)")
+    if all_interfaces(host):
+        typer.echo("warning: the MLflow UI has no login; anyone who can reach this address can read and "
+                   "delete the runs", err=True)
+    ended = run_child(cmd, env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+    if ended.stopped_by is not None:
+        typer.echo("MLflow UI stopped")
+        raise typer.Exit(0)
+    raise typer.Exit(ended.code)

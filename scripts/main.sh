@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the shared real data (creates or reuses .venv first):
-# preprocess the Duke scans -> train (smoke run; --full for the ~1 h CPU recipe) -> evaluate on the
-# test subjects -> enhance the shared DICOM volume. Extra arguments go to `oct-srgan chain`.
+# preprocess the Duke scans -> fine-tune the shipped model (configs/main.yaml; --full trains the
+# default model's stage-1 CPU recipe from scratch instead) -> evaluate it and the shipped model on the
+# test subjects -> enhance the shared DICOM volume with the better one; ends on a short summary (each
+# stage's printed tables are in OUT/logs/). Extra arguments go to `oct-srgan chain`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/venv.sh"

@@ -58,7 +58,10 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(model_file: Path) -> Iterator[tuple[str, serving.ScanService]]:
-    """The serve app on ``model_file``, served from a thread: its base URL and its ScanService."""
-    app = serving.create_app(model_file, tile=0)
+    """The serve app on ``model_file``, served from a thread: its base URL and its ScanService.
+
+    Scans may be evicted at once (no grace period), so the module's many uploads never fill it.
+    """
+    app = serving.create_app(model_file, tile=0, keep_s=(0.0, 0.0))
     with serving.background(app) as base:
         yield base, app.state.service

@@ -16,10 +16,12 @@ import torch
 
 from .. import io as scan_io
 from ..enums import InferencePrecision, look_up_option
+from ..fsutil import overlap_of
 from ..errors import ModelError, OctSrganError, ScanError, WriteError
 from ..loading import LoadedModel, load_model
 from ..precision import choose_inference_precision
 from ..scaling import scale_factors
+from .distributed import Share
 from .inferer import SRInferer
 from .tiling import DEFAULT_OVERLAP
 
@@ -75,6 +77,34 @@ class EnhanceReport:
     model: LoadedModel | None = None
 
 
+@dataclass
+class _FileProgress:
+    """One file's progress: its tiles or B-scans computed, then one step per B-scan written.
+
+    Encoding and saving a large output (and its comparison figure) took 6 s of 14 s in one run; a
+    bar that counted only the computing sat at 100 % for all of it.
+    """
+
+    path: Path
+    writes: int
+    progress: Callable[[Path, int, int], None] | None
+    on_start: Callable[[Path, int, str], None] | None
+    total: int = 0
+
+    def start(self, computed: int, unit: str) -> None:
+        self.total = computed + self.writes
+        if self.on_start is not None:
+            self.on_start(self.path, self.total, unit)
+
+    def computed(self, done: int, computed: int) -> None:
+        if self.progress is not None:
+            self.progress(self.path, done, computed + self.writes)
+
+    def written(self) -> None:
+        if self.progress is not None:
+            self.progress(self.path, self.total, self.total)
+
+
 def _split_name(path: Path) -> tuple[str, str]:
     """File stem and the extension its result gets: the scan's own (``.nii.gz`` as one), or for a
     reader-only format the first suffix of the format it is written as."""
@@ -107,8 +137,9 @@ def output_plan(inputs: list[Path], out: Path, suffix: str = "_sr") -> Path | No
     """The one output file ``out`` names, or None when ``out`` is a folder; refuses what cannot work.
 
     ``out`` with a scan extension (``.dcm``, ``.nii.gz``, ``.png``...) that is not an existing folder
-    names the output file itself: allowed for exactly one input file of the same format, so that
-    ``-o out.dcm`` never becomes a folder called ``out.dcm`` nor a DICOM saved under another format.
+    names the output file itself: allowed for exactly one input file of the same format (or a
+    read-only scanner export, written as that format), so that ``-o out.dcm`` never becomes a folder
+    called ``out.dcm`` nor a DICOM saved under another format.
     """
     if not suffix or any(sep in suffix for sep in ("/", "\\", os.sep)):
         raise OctSrganError(f"--suffix {suffix!r}: must be non-empty text without a path separator")
@@ -118,22 +149,37 @@ def output_plan(inputs: list[Path], out: Path, suffix: str = "_sr") -> Path | No
     if len(inputs) != 1 or not Path(inputs[0]).is_file():
         what = "the input is a folder" if len(inputs) == 1 else f"there are {len(inputs)} inputs"
         raise OctSrganError(f"{out}: -o names one output file, but {what}; give -o a folder instead")
-    source = scan_io.output_format(scan_io.scan_format(inputs[0])).name
-    if source != wanted:
+    source = scan_io.scan_format(inputs[0])
+    if not scan_io.can_write_as(source, wanted):
         raise OctSrganError(f"{out}: -o is a {wanted} file name but {inputs[0]} is {source}; "
                             f"name the output with the input's extension (a scan keeps its format)")
     return out
 
 
-def _found_scans(inputs: list[Path], report: EnhanceReport) -> list[Path]:
-    """Every scan file under ``inputs`` once, in order; an input that cannot be searched is skipped."""
+def _found_scans(inputs: list[Path], report: EnhanceReport, out_dir: Path | None) -> list[Path]:
+    """Every scan file under ``inputs`` once, in order, except those a folder search finds in ``out_dir``.
+
+    An input that cannot be searched is skipped; ``enhance . -o enhanced`` run twice thus never
+    enhances its own outputs again.
+    """
     found: dict[Path, None] = {}
     for item in inputs:
         try:
             found.update(dict.fromkeys(scan_io.find_scans([item])))
         except ScanError as exc:
             report.skipped.append((Path(item), str(exc)))
-    return list(found)
+    if out_dir is None:
+        return list(found)
+    outputs, named = out_dir.resolve(), {Path(p) for p in inputs}
+    return [p for p in found if p in named or outputs not in p.resolve().parents]
+
+
+def _refuse_input_folder(inputs: list[Path], out_dir: Path) -> None:
+    """Refuse an output folder that is or contains an input folder: its outputs would be inputs next time."""
+    hit = overlap_of(out_dir, [p for p in inputs if Path(p).is_dir()])
+    if hit is not None and hit[1] != "lies inside":
+        raise OctSrganError(f"{out_dir}: -o {hit[1]} the input folder {hit[0]}; choose an output folder apart from it "
+                            "(a folder inside it is fine)")
 
 
 def _output_target(path: Path, out_dir: Path, out_file: Path | None, suffix: str, overwrite: bool,
@@ -160,19 +206,26 @@ def _comparison(path: Path, target: Path, scan: scan_io.Scan, enhanced: scan_io.
 
 
 def _destination(inputs: list[Path], out_dir: Path | None, suffix: str) -> tuple[Path, Path | None]:
-    """The output folder (default ``./enhanced``) and the one output file ``out_dir`` may name."""
+    """The output folder (default ``./enhanced``) and the one output file ``out_dir`` may name; an
+    output folder is refused when it is or holds an input folder."""
     out_dir = Path(out_dir) if out_dir is not None else Path("enhanced")
     out_file = output_plan([Path(p) for p in inputs], out_dir, suffix)
-    return (out_file.parent if out_file is not None else out_dir), out_file
+    if out_file is not None:
+        return out_file.parent, out_file
+    _refuse_input_folder(inputs, out_dir)
+    return out_dir, None
 
 
 def _read(path: Path, precision: str, device: str | torch.device, max_pixels: int | None,
           notify: Callable[[str], None] | None) -> tuple[scan_io.Scan, str]:
-    """The scan and the precision chosen for it ("auto": by its bit depth), said through ``notify``."""
+    """The scan and the precision chosen for it ("auto": by its bit depth), said through ``notify`` with
+    a note for a colour scan read as grey."""
     scan = scan_io.read_scan(path, max_pixels=max_pixels)
     chosen, why = choose_inference_precision(precision, device, scan.bit_depth)
     if notify is not None:
         notify(f"{path.name}: precision {chosen} ({why})")
+        if scan.colour_note:
+            notify(f"note: {path}: {scan.colour_note}")
     return scan, chosen
 
 
@@ -193,6 +246,7 @@ def enhance_files(
     notify: Callable[[str], None] | None = None,
     suffix: str = "_sr",
     on_start: Callable[[Path, int, str], None] | None = None,
+    share: Share = Share(),
 ) -> EnhanceReport:
     """Enhance every scan found under ``inputs`` into ``out_dir`` (default ``./enhanced``).
 
@@ -201,31 +255,33 @@ def enhance_files(
     file (see :func:`output_plan`). Existing outputs are kept unless ``overwrite``, and an input is
     never written over; unreadable or unsupported files are skipped with their one-line reason.
     ``compare`` also writes ``<output stem>_compare.png`` (bicubic | SR of the middle B-scan).
-    ``progress(path, done, total)`` reports tiles or B-scans done within each file, and
-    ``on_start(path, total, unit)`` which of the two before its first (see :func:`enhance_scan`).
+    ``progress(path, done, total)`` reports tiles or B-scans done within each file and then one step
+    per B-scan written (the output and its comparison), and ``on_start(path, total, unit)`` the total
+    and whether the computing counts tiles or B-scans before the first step (see :func:`enhance_scan`).
     ``precision`` "auto" picks per file by :func:`oct_srgan.precision.choose_inference_precision`
-    (bf16 only with native bf16 and 8-bit output); ``notify`` receives one line saying what it chose.
+    (bf16 only with native bf16 and 8-bit output); ``notify`` receives one line saying what it chose,
+    and one ``note:`` line for a colour scan read as grey.
+    ``share`` (a ``torchrun`` rank) enhances only its part of the planned files (see ``distributed``).
     """
     look_up_option(precision, InferencePrecision, "precision")
     out_dir, out_file = _destination(inputs, out_dir, suffix)
     report = EnhanceReport()
-    found = _found_scans(inputs, report)
+    found = _found_scans(inputs, report, None if out_file is not None else out_dir)
     _check_writable(out_dir)
     report.model = loaded = load_model(model, device)
     inferer = SRInferer(loaded, tile=tile, overlap=overlap, batch_size=batch_size, device=device,
                         precision="fp32" if precision == "auto" else precision)
     derivation = f"oct-srgan x{loaded.scale} super-resolution (model {loaded.source})"
     claimed: dict[Path, Path] = {}
-    for path in found:
-        target, reason = _output_target(path, out_dir, out_file, suffix, overwrite, claimed)
+    plan = [(path, *_output_target(path, out_dir, out_file, suffix, overwrite, claimed)) for path in found]
+    for path, target, reason in share.take(plan):
         if reason is not None:
             report.skipped.append((path, reason))
             continue
         try:
             scan, chosen = _read(path, precision, device, max_pixels, notify)
-            per_file = (lambda done, total, p=path: progress(p, done, total)) if progress else None
-            starting = (lambda total, unit, p=path: on_start(p, total, unit)) if on_start else None
-            enhanced = enhance_scan(scan, inferer.with_precision(chosen), progress=per_file, on_start=starting)
+            steps = _FileProgress(path, scan.pixels.shape[0], progress, on_start)
+            enhanced = enhance_scan(scan, inferer.with_precision(chosen), progress=steps.computed, on_start=steps.start)
             scan_io.write_scan(enhanced, target, derivation=derivation, overwrite=overwrite)
         except WriteError:
             raise
@@ -235,4 +291,5 @@ def enhance_files(
         report.written.append((path, target))
         if compare:
             report.comparisons.append(_comparison(path, target, scan, enhanced, loaded))
+        steps.written()
     return report

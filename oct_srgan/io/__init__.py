@@ -8,7 +8,9 @@ Every reader ends in this package, so each quirk of a format or of MONAI is fixe
   round trips are lossless).
 - ``registry``: the format table (``ScanFormat``: name, suffixes, magic-byte sniff, declared size,
   media type, reader, writer or ``write_as``); ``dicom``, ``nifti`` and ``raster`` (PNG/TIFF/JPEG/BMP)
-  each register their formats in it when imported here. Everything below derives from it.
+  each register their formats in it when imported here, and ``vendor`` the scanners' read-only exports
+  (Heidelberg, Topcon, Zeiss, Bioptigen), which ``written_as`` turns into DICOM OPT (or the format an
+  output name asks for) for writing. Everything below derives from it.
 - ``detect``: which format a file holds, by name suffix or by magic bytes.
 - ``readwrite``: ``read_scan`` / ``write_scan``, which dispatch through the table.
 
@@ -20,9 +22,9 @@ runs it through ``LoadImage`` so files flow into MONAI transforms as MetaTensors
 from __future__ import annotations
 
 from ..limits import DEFAULT_MAX_PIXELS
-from . import dicom, nifti, raster  # noqa: F401  (each registers its formats in the table)
+from . import dicom, nifti, raster, vendor  # noqa: F401  (each registers its formats in the table)
 from .detect import detect_format, find_scans, format_of_name, is_scan_file, scan_format
-from .readwrite import read_scan, write_scan
+from .readwrite import can_write_as, read_scan, write_scan, written_suffix
 from .registry import SUPPORTED_FORMATS, ScanFormat, media_types, output_format, register_format, resolve_format, scan_suffixes
 from .scan import Geometry, NiftiHeader, RasterHeader, Scan, scan_meta
 
@@ -34,6 +36,7 @@ __all__ = [
     "RasterHeader",
     "Scan",
     "ScanFormat",
+    "can_write_as",
     "detect_format",
     "find_scans",
     "format_of_name",
@@ -47,4 +50,5 @@ __all__ = [
     "scan_meta",
     "scan_suffixes",
     "write_scan",
+    "written_suffix",
 ]

@@ -82,6 +82,7 @@ def _read_tiff(path: Path, bscan_axis: int | None = None) -> Scan:
         photometric = page.photometric
         bits = int(page.bitspersample)
         colormap = page.colormap
+        packing = {"compression": int(page.compression), "predictor": int(page.predictor)}
     if "Y" not in axes or "X" not in axes:
         raise ScanError(f"{path}: TIFF series has no image plane (axes {axes})")
     if "S" in axes:
@@ -117,7 +118,7 @@ def _read_tiff(path: Path, bscan_axis: int | None = None) -> Scan:
         name = "MONOCHROME1"
     else:
         name = _PHOTOMETRIC_BY_CHANNELS.get(samples, "RGB")
-    header = RasterHeader(axes, np.dtype(dtype), intensity, {"bits_per_sample": bits})
+    header = RasterHeader(axes, np.dtype(dtype), intensity, {"bits_per_sample": bits, **packing})
     depth = arr.dtype.itemsize * 8 if arr.dtype.kind == "f" else bits
     return Scan(np.ascontiguousarray(x, dtype=np.float32), Geometry(), "tiff", depth, name, header, path)
 
@@ -134,8 +135,7 @@ def _write_raster(scan: Scan, target: Path, derivation: str | None) -> None:
         lo, hi, dtype = 0.0, 255.0, np.dtype(np.uint8)
     arr = from_unit(scan.pixels, lo, hi, dtype)
     if fmt == "tiff":
-        tifffile.imwrite(target, arr if n > 1 else arr[0], photometric="minisblack", metadata=None,
-                         description=derivation or None)
+        _write_tiff(target, arr if n > 1 else arr[0], src.info, derivation)
         return
     options: dict[str, Any] = {}
     if fmt == "jpeg":
@@ -145,6 +145,22 @@ def _write_raster(scan: Scan, target: Path, derivation: str | None) -> None:
         info.add_text("Description", derivation)
         options["pnginfo"] = info
     Image.fromarray(arr[0]).save(target, format=_PIL_FORMAT[fmt], **options)
+
+
+def _write_tiff(target: Path, arr: np.ndarray, info: dict, derivation: str | None) -> None:
+    """Grey pages with the source's compression and predictor (a 4x output left uncompressed is 16x the
+    source's size); a codec tifffile cannot write here falls back to lossless Deflate."""
+    options = dict(photometric="minisblack", metadata=None, description=derivation or None)
+    compression = info.get("compression", tifffile.COMPRESSION.NONE)
+    if compression == tifffile.COMPRESSION.NONE:
+        tifffile.imwrite(target, arr, **options)
+        return
+    predictor = info.get("predictor", tifffile.PREDICTOR.NONE)
+    try:
+        tifffile.imwrite(target, arr, compression=compression,
+                         predictor=predictor if predictor != tifffile.PREDICTOR.NONE else None, **options)
+    except (KeyError, ValueError, ImportError, RuntimeError):  # no encoder for this codec or sample type
+        tifffile.imwrite(target, arr, compression=tifffile.COMPRESSION.ADOBE_DEFLATE, **options)
 
 
 def _write_one_bscan(scan: Scan, target: Path, derivation: str | None) -> None:

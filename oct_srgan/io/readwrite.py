@@ -3,7 +3,6 @@ table, and turn every failure into one ``ScanError`` line that starts with the p
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,8 +13,9 @@ from ..errors import OutputExistsError, ScanError, WriteError, one_line
 from ..fsutil import atomic_path
 from ..limits import DEFAULT_MAX_PIXELS, check_pixels
 from .detect import format_of_name, scan_format
-from .registry import output_format, resolve_format
+from .registry import resolve_format
 from .scan import Scan
+from .written_as import written_as
 
 
 def _reason(exc: BaseException) -> str:
@@ -38,7 +38,7 @@ def _as_scan_error(what: str) -> Iterator[None]:
 
 
 def read_scan(path: str | Path, bscan_axis: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Scan:
-    """Read a DICOM / NIfTI / PNG / TIFF / JPEG / BMP scan as B-scans ``[N, H, W]`` in [0, 1].
+    """Read a DICOM / NIfTI / PNG / TIFF / JPEG / BMP scan or scanner export as B-scans ``[N, H, W]`` in [0, 1].
 
     The header's declared size is checked against ``max_pixels`` (see ``limits.check_pixels``)
     before any pixel is decoded.
@@ -63,24 +63,25 @@ def read_scan(path: str | Path, bscan_axis: int | None = None, max_pixels: int |
 
 
 def write_scan(scan: Scan, path: str | Path, derivation: str | None = None, overwrite: bool = True) -> Path:
-    """Write ``scan`` atomically in its source format (a reader-only format: its ``write_as``);
-    ``derivation`` says how it was made.
+    """Write ``scan`` atomically in its source format; ``derivation`` says how it was made.
 
     DICOM gets new SOP Instance and Series Instance UIDs, and with ``derivation`` ImageType
     DERIVED/SECONDARY, a new Series Number and Description, and the derivation (description, code
     "Spatial resampling", Source Image reference) where the IOD holds it (see ``dicom._mark_derived``).
+    A reader-only format (scanner export) is written as its ``write_as`` format, or as the format
+    ``path``'s extension names.
     """
     path = Path(path)
-    target = output_format(scan.source_format)
     wanted = format_of_name(path)
-    if wanted and wanted != target.name:
+    write_as = resolve_format(scan.source_format).write_as
+    if write_as is not None:
+        scan = written_as(scan, wanted or write_as)
+    elif wanted and wanted != scan.source_format:
         raise ScanError(f"{path}: a {scan.source_format} scan cannot be written as {wanted}")
-    if target.name != scan.source_format:
-        scan = dataclasses.replace(scan, source_format=target.name)
     with _as_scan_error(f"{path}: cannot write {scan.source_format}"):
         try:
-            writer = target.writer
-            assert writer is not None  # output_format returns a format with a writer
+            writer = resolve_format(scan.source_format).writer
+            assert writer is not None  # written_as returns a scan of a format with a writer
             with atomic_path(path, exclusive=not overwrite) as tmp:
                 writer(scan, tmp, derivation)
         except FileExistsError:
@@ -88,3 +89,16 @@ def write_scan(scan: Scan, path: str | Path, derivation: str | None = None, over
         except OSError as exc:
             raise WriteError(f"{path}: cannot write: {exc.strerror or _reason(exc)}") from None
     return path
+
+
+def written_suffix(path: str | Path) -> str | None:
+    """The extension an output of ``path`` gets when it cannot keep the input's own: ``.dcm`` for a
+    read-only scanner export (written as DICOM), None for every format that is written as itself."""
+    fmt = format_of_name(path)
+    write_as = resolve_format(fmt).write_as if fmt else None
+    return resolve_format(write_as).suffixes[0] if write_as else None
+
+
+def can_write_as(source: str, wanted: str) -> bool:
+    """Whether a ``source`` scan can be written as ``wanted``: itself, or anything for a read-only format."""
+    return source == wanted or resolve_format(source).writer is None

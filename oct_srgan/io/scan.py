@@ -89,6 +89,14 @@ class Scan:
         suffix = known_suffix(self.path)
         return self.path.name[: -len(suffix)] if suffix else self.path.name
 
+    @property
+    def colour_note(self) -> str | None:
+        """One line saying that colour samples were reduced to grey (annotations in colour lose their
+        colour and enter the model as grey), or None for a grey scan."""
+        if self.photometric.startswith("MONOCHROME"):
+            return None
+        return f"colour ({self.photometric}) converted to grey (luma 0.299 R + 0.587 G + 0.114 B); the output is grey"
+
     def with_pixels(self, new_pixels: Any) -> Scan:
         """A copy holding ``new_pixels`` (clipped to [0, 1]); row/col spacing scale by old/new size."""
         if hasattr(new_pixels, "detach"):

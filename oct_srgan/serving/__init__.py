@@ -2,7 +2,8 @@
 
 The page (``oct_srgan/web``) uploads one scan, shows input | bicubic | SR | SR - bicubic per B-scan
 (each B-scan as soon as it is done) and, in check mode, PSNR/SSIM of bicubic and SR against the scan
-taken as high resolution. What keeps it safe:
+taken as high resolution, or against a reference scan uploaded beside it (a clean registered average
+of the same location). What keeps it safe:
 
 - An upload is the raw request body (``Content-Type: application/octet-stream``; no form parsing,
   so the client's file name is not part of it). It is streamed into a temp folder that belongs to
@@ -29,13 +30,13 @@ and ``reports``) and ``errors``; formats are sniffed by ``oct_srgan.io.detect_fo
 from .app import create_app
 from .errors import UserError
 from .jobs import MAX_SCANS, Job, Upload
-from .panels import DIFF_GAIN
+from .panels import DIFF_PERCENTILE, diff_image, diff_scale
 from .security import MAX_STEM, download_name
 from .server import address, background, listen, run
 from .service import ScanService
 from ..io import detect_format
 
 __all__ = [
-    "DIFF_GAIN", "MAX_SCANS", "MAX_STEM", "Job", "ScanService", "Upload", "UserError",
-    "address", "background", "create_app", "detect_format", "download_name", "listen", "run",
+    "DIFF_PERCENTILE", "MAX_SCANS", "MAX_STEM", "Job", "ScanService", "Upload", "UserError",
+    "address", "background", "create_app", "detect_format", "diff_image", "diff_scale", "download_name", "listen", "run",
 ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
+import errno
 import logging
 from collections.abc import AsyncIterator, Sequence
 from importlib import resources
@@ -27,7 +27,8 @@ from ..inference import DEFAULT_TILE
 from ..loading import load_model
 from ..limits import SERVE_MAX_PIXELS
 from .errors import UserError
-from .jobs import supported_text
+from .jobs import MAX_SCANS, RESULT_GRACE_S, STALE_UPLOAD_S, supported_text
+from .limits import stream_body
 from .reports import MB
 from .security import OwnPageOnly, SecurityHeaders, download_name, json_error
 from .service import ScanService
@@ -46,6 +47,8 @@ def _service(request: Request) -> ScanService:
 
 
 async def _upload(request: Request) -> Response:
+    """Refuse what can be refused before the body is read (size, type, no room, too many at once),
+    then stream the body into the temp folder with an idle timeout and read it as a scan."""
     service = _service(request)
     limit_text = (f"the upload limit is {service.max_bytes / MB:g} MB "
                   "(start the server with --max-upload-mb to change it)")
@@ -54,27 +57,44 @@ async def _upload(request: Request) -> Response:
         return json_error(413, f"file too large: {limit_text}")
     if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/octet-stream":
         return json_error(415, "send the file itself as the request body (Content-Type: application/octet-stream)")
+    if not service.has_room():
+        return json_error(429, f"the server holds {MAX_SCANS} scans being processed or viewed: try again later")
+    if not service.slots.take():
+        return json_error(429, "too many uploads at once: try again in a moment")
+    try:
+        return await _receive(request, service, limit_text)
+    finally:
+        service.slots.give()
+
+
+async def _receive(request: Request, service: ScanService, limit_text: str) -> Response:
     part = service.new_part_file()
-    digest = hashlib.sha256()
-    size = 0
     try:
         with part.open("wb") as fh:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > service.max_bytes:
-                    raise UserError(413, f"file too large: {limit_text}")
-                digest.update(chunk)
-                fh.write(chunk)
+            size = await stream_body(request, fh, service.max_bytes, limit_text)
         if size == 0:
             raise UserError(400, "empty upload: choose a scan file")
-        upload = await run_in_threadpool(service.add, part, digest.hexdigest())
+        upload = await run_in_threadpool(service.add, part)
     except ClientDisconnect:
         return json_error(400, "the upload was interrupted")
     except UserError as exc:
         return json_error(exc.status, exc.message)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        log.warning("upload refused: the server's temp folder is full")
+        return json_error(507, "the server's disk is full: try again later")
     finally:
-        part.unlink(missing_ok=True)  # kept uploads were renamed to their content hash by then
+        part.unlink(missing_ok=True)  # kept uploads were renamed to their id by then
     return JSONResponse(upload.summary())
+
+
+def _bscan_index(request: Request) -> int:
+    """The path's B-scan number; 404 for anything but up to 6 digits (Python refuses to parse thousands)."""
+    text = request.path_params["k"]
+    if not (text.isascii() and text.isdigit() and len(text) <= 6):
+        raise UserError(404, "no such B-scan")
+    return int(text)
 
 
 def _scan_info(request: Request) -> Response:
@@ -84,7 +104,8 @@ def _scan_info(request: Request) -> Response:
 def _process(request: Request) -> Response:
     service = _service(request)
     upload = service.get(request.path_params["scan_id"])
-    service.process(upload, request.query_params.get("mode", "enhance"))
+    reference = request.query_params.get("reference")
+    service.process(upload, request.query_params.get("mode", "enhance"), service.get(reference) if reference else None)
     return JSONResponse(service.progress(upload), status_code=202)
 
 
@@ -96,14 +117,14 @@ def _progress(request: Request) -> Response:
 def _panel(request: Request) -> Response:
     service = _service(request)
     upload = service.get(request.path_params["scan_id"])
-    data = service.panel_png(upload, int(request.path_params["k"]), request.path_params["panel"])
+    data = service.panel_png(upload, _bscan_index(request), request.path_params["panel"])
     return Response(data, media_type="image/png")
 
 
 def _metrics(request: Request) -> Response:
     service = _service(request)
     upload = service.get(request.path_params["scan_id"])
-    return JSONResponse(service.scores(upload, int(request.path_params["k"])))
+    return JSONResponse(service.scores(upload, _bscan_index(request)))
 
 
 def _download(request: Request) -> Response:
@@ -112,7 +133,9 @@ def _download(request: Request) -> Response:
     job = upload.job
     if job is None or job.mode != "enhance" or job.state != "done" or job.output is None:
         raise UserError(409, "nothing to download yet: process the scan in enhance mode first")
-    return FileResponse(job.output, media_type=scan_io.output_format(upload.format).media_type,
+    # the format the output was written as: a scanner export's is DICOM
+    written = scan_io.format_of_name(job.output) or upload.format
+    return FileResponse(job.output, media_type=scan_io.resolve_format(written).media_type,
                         filename=download_name(request.query_params.get("name"), upload))
 
 
@@ -167,19 +190,21 @@ _API_ROUTES = [
     Route("/api/scans/{scan_id}", _scan_info),
     Route("/api/scans/{scan_id}/process", _process, methods=["POST"]),
     Route("/api/scans/{scan_id}/progress", _progress),
-    Route("/api/scans/{scan_id}/bscan/{k:int}/{panel}.png", _panel),
-    Route("/api/scans/{scan_id}/metrics/{k:int}", _metrics),
+    Route("/api/scans/{scan_id}/bscan/{k}/{panel}.png", _panel),
+    Route("/api/scans/{scan_id}/metrics/{k}", _metrics),
     Route("/api/scans/{scan_id}/download", _download),
 ]
 
 
 def create_app(model: str | Path = "default", *, max_upload_mb: float = 200,
                device: str | torch.device = "cpu", tile: int | None = DEFAULT_TILE,
-               max_pixels: int | None = SERVE_MAX_PIXELS, allowed_hosts: Sequence[str] = ()) -> Starlette:
+               max_pixels: int | None = SERVE_MAX_PIXELS, allowed_hosts: Sequence[str] = (),
+               keep_s: tuple[float, float] = (RESULT_GRACE_S, STALE_UPLOAD_S)) -> Starlette:
     """The web app with ``model`` loaded once (a generator file, checkpoint, MLflow URI or 'default').
 
     ``tile`` is the LR window side for tiled inference (0/None: whole B-scans, faster but memory
-    grows with the B-scan). The temp folder for uploads is created when the app starts and removed
+    grows with the B-scan). ``keep_s`` says how long finished results and unprocessed uploads are
+    safe from eviction by newer uploads (see :class:`~oct_srgan.serving.jobs.Uploads`). The temp folder for uploads is created when the app starts and removed
     when it stops.
     """
     if max_upload_mb <= 0:
@@ -188,7 +213,7 @@ def create_app(model: str | Path = "default", *, max_upload_mb: float = 200,
     if not loaded.takes_grey:
         raise ModelError(f"model {loaded.source}: takes {loaded.channels} input channels; scans are grey")
     service = ScanService(loaded, max_bytes=int(max_upload_mb * MB), device=device,
-                          tile=tile, max_pixels=max_pixels or None)
+                          tile=tile, max_pixels=max_pixels or None, keep_s=keep_s)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

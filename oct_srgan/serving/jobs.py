@@ -8,6 +8,7 @@ import dataclasses
 import logging
 import os
 import re
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -19,14 +20,17 @@ from typing import Any
 import numpy as np
 
 from .. import io as scan_io
+from ..allocator import trim_freed_memory
 from ..errors import OctSrganError, PixelLimitError
 from .errors import Cancelled, UserError, one_line
+from .limits import check_upload_memory
 
 log = logging.getLogger(__name__)
 
 MODES = ("enhance", "check")
 MAX_SCANS = 8
 STALE_UPLOAD_S = 600.0
+RESULT_GRACE_S = 600.0
 SCAN_ID = re.compile(r"[0-9a-f]{64}")
 
 
@@ -38,6 +42,7 @@ class Job:
     total: int
     source: np.ndarray
     hr: np.ndarray | None = None
+    reference: str | None = None  # check mode: the uploaded reference scan scored against, else the scan itself
     state: str = "queued"
     done: int = 0
     error: str | None = None
@@ -45,12 +50,15 @@ class Job:
     bicubic: list[np.ndarray | None] = dataclasses.field(default_factory=list)
     sr: list[np.ndarray | None] = dataclasses.field(default_factory=list)
     scores: list[dict[str, dict[str, float | None]] | None] = dataclasses.field(default_factory=list)
+    diff_scale: list[float | None] = dataclasses.field(default_factory=list)
     cancel: threading.Event = dataclasses.field(default_factory=threading.Event)
+    ended: float | None = None
 
     def __post_init__(self) -> None:
         self.bicubic = [None] * self.total
         self.sr = [None] * self.total
         self.scores = [None] * self.total
+        self.diff_scale = [None] * self.total
 
     @property
     def active(self) -> bool:
@@ -63,7 +71,8 @@ class Job:
 
 @dataclasses.dataclass(eq=False)
 class Upload:
-    """An uploaded scan: its content hash, detected format, the file in the temp folder and the pixels."""
+    """An uploaded scan: its own random id, detected format, the suffix of the files written from it
+    (its own, or ``.dcm`` for a scanner export), the file in the temp folder and the pixels."""
 
     id: str
     format: str
@@ -74,27 +83,35 @@ class Upload:
     added: float = dataclasses.field(default_factory=time.monotonic)
 
     def summary(self) -> dict[str, Any]:
+        """What the page is told about the scan, with a note when colour was converted to grey."""
         n, h, w = self.scan.pixels.shape
         return {"id": self.id, "n_bscans": n, "height": h, "width": w, "format": self.format,
-                "suffix": self.suffix, "bit_depth": self.scan.bit_depth}
+                "suffix": self.suffix, "bit_depth": self.scan.bit_depth, "note": self.scan.colour_note}
 
 
-def read_upload(part: Path, digest: str, folder: Path, max_pixels: int | None) -> Upload:
-    """A fully received upload (``part``, content hash ``digest``) renamed to ``<digest><suffix>`` in
+def read_upload(part: Path, folder: Path, max_pixels: int | None, factor: int = 16) -> Upload:
+    """A fully received upload (``part``) given its own unguessable id, renamed to ``<id><suffix>`` in
     ``folder`` and read; a file that is not a readable scan is deleted and refused with 400 (413 over
-    ``max_pixels``), its message free of server paths."""
+    ``max_pixels``, or when enhancing it ``factor``× would cost more than the server allows), its
+    message free of server paths. Two uploads of the same file are two scans: an id says nothing about
+    a file's content, and one user's request never touches another's job."""
     detected = scan_io.detect_format(part)
     if detected is None:
         part.unlink(missing_ok=True)
         raise UserError(400, f"unsupported file type: expected a {supported_text()} scan")
     fmt, suffix = detected
+    digest = secrets.token_hex(32)
     target = folder / f"{digest}{suffix}"
     os.replace(part, target)
     try:
+        check_upload_memory(target, fmt, factor, max_pixels)
         scan = scan_io.read_scan(target, max_pixels=max_pixels)
     except PixelLimitError as exc:
         target.unlink(missing_ok=True)
         raise UserError(413, f"scan too large: {one_line(exc, folder)}") from None
+    except UserError:
+        target.unlink(missing_ok=True)
+        raise
     except OctSrganError as exc:
         target.unlink(missing_ok=True)
         raise UserError(400, f"cannot read the uploaded {fmt} file: {one_line(exc, folder)}") from None
@@ -102,13 +119,7 @@ def read_upload(part: Path, digest: str, folder: Path, max_pixels: int | None) -
         target.unlink(missing_ok=True)
         log.warning("upload %s: %s reader failed (%s)", digest[:8], fmt, type(exc).__name__)
         raise UserError(400, f"cannot read the uploaded {fmt} file") from None
-    return Upload(digest, fmt, _result_suffix(fmt, suffix), target, scan)
-
-
-def _result_suffix(fmt: str, suffix: str) -> str:
-    """The suffix the enhanced scan gets: the upload's, or that of a reader-only format's ``write_as``."""
-    written = scan_io.output_format(fmt)
-    return suffix if written.name == fmt else written.suffixes[0]
+    return Upload(digest, fmt, scan_io.written_suffix(target) or suffix, target, scan)
 
 
 def supported_text() -> str:
@@ -117,23 +128,31 @@ def supported_text() -> str:
 
 
 class Uploads:
-    """The app's scans by content hash, oldest first, at most ``MAX_SCANS``.
+    """The app's scans by id, oldest first, at most ``MAX_SCANS``.
 
-    Not locked itself: the service calls it under the one lock that also guards the scans' jobs.
+    A finished scan's results stay for ``grace_s`` after its job ended, so one user's uploads do not
+    make another's results vanish while they look at them. Not locked itself: the service calls it
+    under the one lock that also guards the scans' jobs.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, grace_s: float = RESULT_GRACE_S, stale_s: float = STALE_UPLOAD_S) -> None:
         self._items: OrderedDict[str, Upload] = OrderedDict()
+        self.grace_s, self.stale_s = grace_s, stale_s
 
     def lookup(self, scan_id: str) -> Upload | None:
         return self._items.get(scan_id)
 
-    def touch(self, digest: str) -> Upload | None:
-        """The scan with this content if it is known, then counted as the newest."""
-        known = self._items.get(digest)
-        if known is not None:
-            self._items.move_to_end(digest)
-        return known
+    def has_room(self) -> bool:
+        """Whether one more scan could be kept now (checked before an upload's body is read)."""
+        return len(self._items) < MAX_SCANS or bool(self._droppable())
+
+    def _droppable(self) -> list[str]:
+        """Finished scans past their grace period (oldest first), then scans left unprocessed too long."""
+        now = time.monotonic()
+        finished = [k for k, u in self._items.items()
+                    if u.job is not None and not u.job.active and now - (u.job.ended or now) >= self.grace_s]
+        stale = [k for k, u in self._items.items() if u.job is None and now - u.added >= self.stale_s]
+        return finished + stale
 
     def put(self, upload: Upload) -> list[Upload]:
         """Keep ``upload``, dropping older scans to make room; returns the scans dropped. When no
@@ -147,21 +166,18 @@ class Uploads:
         return dropped
 
     def _make_room(self) -> list[Upload]:
-        """Make room for one more scan: forget the oldest finished scans first, then scans left
-        unprocessed for ``STALE_UPLOAD_S``; a scan waiting for or in processing is never dropped.
-        Raises 429 when every slot holds such a scan."""
+        """Make room for one more scan: forget the oldest finished scans past their grace period
+        first, then scans left unprocessed for ``STALE_UPLOAD_S``; a scan waiting for or in
+        processing is never dropped (before ``stale_s``). Raises 429 when every slot holds such a scan."""
         if len(self._items) < MAX_SCANS:
             return []
-        now = time.monotonic()
-        finished = [k for k, u in self._items.items() if u.job is not None and not u.job.active]
-        stale = [k for k, u in self._items.items() if u.job is None and now - u.added > STALE_UPLOAD_S]
-        dropped = [self._items.pop(key) for key in (finished + stale)[: len(self._items) - MAX_SCANS + 1]]
+        dropped = [self._items.pop(key) for key in self._droppable()[: len(self._items) - MAX_SCANS + 1]]
         for upload in dropped:
             upload.path.unlink(missing_ok=True)
             if upload.job is not None and upload.job.output is not None:
                 upload.job.output.unlink(missing_ok=True)
         if len(self._items) >= MAX_SCANS:
-            raise UserError(429, f"the server holds {MAX_SCANS} scans waiting to be processed: try again later")
+            raise UserError(429, f"the server holds {MAX_SCANS} scans being processed or viewed: try again later")
         return dropped
 
     def clear(self) -> list[Upload]:
@@ -196,6 +212,14 @@ class Worker:
 def _run(upload: Upload, job: Job, work: Callable[[Upload, Job], None], folder: Path | None) -> None:
     """Run one job and record how it ended: cancelled, an error (one line for the page, without paths
     under ``folder``; an unexpected one logged with its traceback) or done."""
+    try:
+        _run_job(upload, job, work, folder)
+    finally:
+        job.ended = time.monotonic()
+        trim_freed_memory()
+
+
+def _run_job(upload: Upload, job: Job, work: Callable[[Upload, Job], None], folder: Path | None) -> None:
     if job.cancel.is_set():
         job.state = "cancelled"
         return

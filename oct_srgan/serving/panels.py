@@ -14,7 +14,11 @@ from .errors import UserError
 from .jobs import Job, Upload
 
 PANELS = ("input", "bicubic", "sr", "hr", "diff")
-DIFF_GAIN = 4  # the diff panel shows 128 + 4 * (SR - bicubic) grey levels: small changes stay visible
+# The diff panel maps SR - bicubic from -scale to +scale grey levels onto black to white, the scale
+# being this percentile of |SR - bicubic| over the B-scan: the largest few changes saturate, the
+# typical ones stay visible, whether the model changes a scan by 2 grey levels or by 60.
+DIFF_PERCENTILE = 99.5
+MIN_DIFF_SCALE = 1.0
 PNG_CACHE = 32
 
 
@@ -23,6 +27,18 @@ def to_uint8(x: np.ndarray | torch.Tensor) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     return (np.clip(x, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def diff_scale(sr: np.ndarray, bicubic: np.ndarray) -> float:
+    """The grey-level difference shown as black / white: the 99.5th percentile of |SR - bicubic|."""
+    difference = np.abs(sr.astype(np.float32) - bicubic.astype(np.float32))
+    return max(MIN_DIFF_SCALE, float(np.percentile(difference, DIFF_PERCENTILE)))
+
+
+def diff_image(sr: np.ndarray, bicubic: np.ndarray, scale: float) -> np.ndarray:
+    """SR - bicubic (8-bit images) as grey levels: 128 = equal, 0 / 255 = -scale / +scale or beyond."""
+    difference = sr.astype(np.float32) - bicubic.astype(np.float32)
+    return np.clip(np.rint(128.0 + 127.0 * difference / scale), 0, 255).astype(np.uint8)
 
 
 def _png(image: np.ndarray) -> bytes:
@@ -45,8 +61,7 @@ def panel_array(upload: Upload, job: Job | None, k: int, panel: str) -> np.ndarr
     if bicubic is None or sr is None:
         raise UserError(409, f"B-scan {k} is not processed yet")
     if panel == "diff":
-        difference = sr.astype(np.int16) - bicubic.astype(np.int16)
-        return np.clip(128 + DIFF_GAIN * difference, 0, 255).astype(np.uint8)
+        return diff_image(sr, bicubic, job.diff_scale[k] or diff_scale(sr, bicubic))
     return bicubic if panel == "bicubic" else sr
 
 

@@ -11,10 +11,11 @@ import torch
 from .. import metric_table
 from ..inference import DEFAULT_OVERLAP, SRInferer
 from ..loading import LoadedModel
+from ..scaling import scale_factors
 from ..transforms import Degraded, upscale_bicubic
 from .errors import Cancelled, UserError
 from .jobs import Job
-from .panels import to_uint8
+from .panels import diff_scale, to_uint8
 from .reports import finite
 
 
@@ -30,12 +31,19 @@ class ModelRunner:
         self.degradation = {"mode": str(recorded.get("mode", "bicubic")), "speckle": float(recorded.get("speckle", 0.0))}
 
     @property
+    def area_factor(self) -> int:
+        """Output samples per input sample (16 for x4 in both axes, 4 for lateral-only)."""
+        fh, fw = scale_factors(self.scale, self.axes)
+        return fh * fw
+
+    @property
     def derivation(self) -> str:
         """What an enhanced file records as its derivation."""
         return f"oct-srgan x{self.scale} super-resolution (model {self.loaded.source})"
 
-    def prepare(self, pixels: np.ndarray, mode: str) -> Job:
-        """The job's model input: the scan itself (enhance), or the scan cropped and degraded (check)."""
+    def prepare(self, pixels: np.ndarray, mode: str, reference: tuple[str, np.ndarray] | None = None) -> Job:
+        """The job's model input: the scan itself (enhance), or the scan cropped and degraded (check),
+        scored against the scan or against ``reference`` (its id and B-scans, of the scan's size)."""
         if mode == "enhance":
             return Job(mode, len(pixels), source=pixels)
         s = self.scale
@@ -46,11 +54,13 @@ class ModelRunner:
         if min(hh, ww) < min_side or min(hh if self.axes == "lateral" else hh // s, ww // s) < 2:
             raise UserError(400, f"B-scans of {h}x{w} are too small for check mode (need at least "
                                  f"{min_side} pixels a side)")
-        hr = np.ascontiguousarray(pixels[:, :hh, :ww])
+        own = np.ascontiguousarray(pixels[:, :hh, :ww])
         deg = self.degradation
         degrade = Degraded(keys="hr", lr_key="lr", scale=s, mode=deg["mode"], axes=self.axes, speckle=deg["speckle"], seed=0)
-        lr = np.stack([degrade({"hr": torch.from_numpy(b)[None]})["lr"][0].numpy() for b in hr])
-        return Job(mode, n, source=lr, hr=hr)
+        lr = np.stack([degrade({"hr": torch.from_numpy(b)[None]})["lr"][0].numpy() for b in own])
+        if reference is None:
+            return Job(mode, n, source=lr, hr=own)
+        return Job(mode, n, source=lr, hr=_reference_bscans(reference[1], pixels.shape, hh, ww), reference=reference[0])
 
     def super_resolve(self, x: torch.Tensor) -> torch.Tensor:
         """[1,1,h,w] -> [1,1,H,W]; grey goes into a 3-channel model as RGB and comes back averaged."""
@@ -73,6 +83,7 @@ class ModelRunner:
                     enhanced = np.empty((job.total, *sr.shape[-2:]), dtype=np.float32)
                 enhanced[k] = sr[0, 0].numpy()
             job.bicubic[k] = to_uint8(bicubic[0, 0])
+            job.diff_scale[k] = diff_scale(to_uint8(sr[0, 0]), job.bicubic[k])
             job.sr[k] = to_uint8(sr[0, 0])
             job.done = k + 1
             after_bscan(job, k)
@@ -82,3 +93,15 @@ class ModelRunner:
         """PSNR and SSIM of bicubic and SR against the scan, a scale-wide border shaved off."""
         scored = metric_table.score_against(hr, {"bicubic": bicubic, "sr": sr}, shave=self.scale)
         return {name: {k: finite(v) for k, v in values.items()} for name, values in scored.items()}
+
+
+def _reference_bscans(reference: np.ndarray, shape: tuple[int, ...], hh: int, ww: int) -> np.ndarray:
+    """The reference's B-scans cropped as the scan was: one per B-scan of the scan, or one for all.
+
+    It must already be registered to the scan (same B-scan size); nothing is resampled or shifted.
+    """
+    n, h, w = shape
+    if reference.shape[1:] != (h, w) or reference.shape[0] not in (1, n):
+        raise UserError(400, f"the reference has {reference.shape[0]} B-scan(s) of {reference.shape[2]}x{reference.shape[1]}; "
+                             f"it must have 1 or {n} of {w}x{h}, registered to the scan")
+    return np.array(np.broadcast_to(reference[:, :hh, :ww], (n, hh, ww)))  # a writable copy

@@ -11,7 +11,7 @@ from ..loading import LoadedModel
 from ..metric_table import metric_names
 from .errors import UserError
 from .jobs import Upload
-from .panels import DIFF_GAIN
+from .panels import DIFF_PERCENTILE
 
 MB = 1024 * 1024
 
@@ -26,14 +26,16 @@ def progress(upload: Upload) -> dict[str, Any]:
     job = upload.job
     if job is None:
         return {"state": "idle", "mode": None, "done": 0, "total": int(upload.scan.pixels.shape[0]),
-                "finished": [], "error": None, "download": False}
+                "finished": [], "diff_scale": [], "error": None, "download": False}
     return {"state": job.state, "mode": job.mode, "done": job.done, "total": job.total,
-            "finished": job.finished(), "error": job.error,
+            "finished": job.finished(), "diff_scale": list(job.diff_scale), "error": job.error,
             "download": job.mode == "enhance" and job.output is not None and job.state == "done"}
 
 
 def scores(upload: Upload, k: int, shave: int) -> dict[str, Any]:
-    """B-scan ``k``'s headline metrics (PSNR/SSIM) of bicubic and SR and their means over the B-scans done (check mode only)."""
+    """B-scan ``k``'s headline metrics (PSNR/SSIM) of bicubic and SR and their means over the B-scans done
+    (check mode only), and what they were scored against: ``"self"`` (the upload's own noisy scan) or
+    ``"reference"``."""
     job = upload.job
     if job is None or job.mode != "check":
         raise UserError(409, "metrics exist in check mode only (process the scan with mode=check)")
@@ -43,7 +45,8 @@ def scores(upload: Upload, k: int, shave: int) -> dict[str, Any]:
     mean = {
         name: {m: _mean([s[name][m] for s in done]) for m in metric_names(headline=True)} for name in ("bicubic", "sr")
     } if done else None
-    return {"k": k, "scores": job.scores[k], "mean": mean, "n_done": len(done), "shave": shave}
+    return {"k": k, "scores": job.scores[k], "mean": mean, "n_done": len(done), "shave": shave,
+            "target": "reference" if job.reference is not None else "self"}
 
 
 def model_info(model: LoadedModel, *, max_bytes: int) -> dict[str, Any]:
@@ -56,7 +59,7 @@ def model_info(model: LoadedModel, *, max_bytes: int) -> dict[str, Any]:
                 if isinstance(v, (str, int, float)) and not isinstance(v, bool)}
     return {"source": model.source, "scale": model.scale, "upsample_axes": model.axes,
             "channels": model.channels, "card": card, "card_target": _card_target(meta),
-            "diff_gain": DIFF_GAIN, "max_upload_mb": max_bytes / MB}
+            "diff_percentile": DIFF_PERCENTILE, "max_upload_mb": max_bytes / MB}
 
 
 def _card_target(meta: Any) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import threading
 import time
@@ -38,16 +39,28 @@ def address(sock: socket.socket) -> str:
 def _server(app: Starlette, log_level: str) -> Any:
     import uvicorn
 
-    return uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level=log_level, access_log=False))
+    from .limits import MAX_CONNECTIONS, guarded_protocol
+
+    return uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level=log_level, access_log=False,
+                                         http=guarded_protocol(), limit_concurrency=MAX_CONNECTIONS,
+                                         timeout_keep_alive=5))
 
 
 def run(app: Starlette, sock: socket.socket, log_level: str = "warning") -> None:
-    """Serve ``app`` on ``sock`` until Ctrl+C; shutdown removes the upload folder.
+    """Serve ``app`` on ``sock`` until Ctrl+C or SIGTERM; shutdown removes the upload folder.
 
-    uvicorn re-raises the Ctrl+C it handled once it has shut down; that is the normal way to stop.
+    uvicorn re-raises the signal it handled once it has shut down: Ctrl+C is the normal way to stop
+    (exit 0), SIGTERM ends the process with the shell's code for it, 143, rather than dying of it.
     """
-    with contextlib.suppress(KeyboardInterrupt):
-        _server(app, log_level).run(sockets=[sock])
+    def terminated(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            _server(app, log_level).run(sockets=[sock])
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager

@@ -15,11 +15,13 @@ from typing import Any
 import torch
 
 from .. import io as scan_io
+from ..allocator import trim_freed_memory
 from ..limits import SERVE_MAX_PIXELS
 from ..loading import LoadedModel
 from . import reports
 from .errors import Cancelled, UserError
-from .jobs import MODES, SCAN_ID, Job, Upload, Uploads, Worker, read_upload
+from .jobs import MAX_SCANS, MODES, RESULT_GRACE_S, SCAN_ID, STALE_UPLOAD_S, Job, Upload, Uploads, Worker, read_upload
+from .limits import UploadSlots
 from .panels import PanelCache
 from .processing import ModelRunner
 
@@ -35,13 +37,16 @@ class ScanService:
     """
 
     def __init__(self, model: LoadedModel, *, max_bytes: int,
-                 device: str | torch.device, tile: int | None, max_pixels: int | None = SERVE_MAX_PIXELS) -> None:
+                 device: str | torch.device, tile: int | None, max_pixels: int | None = SERVE_MAX_PIXELS,
+                 keep_s: tuple[float, float] = (RESULT_GRACE_S, STALE_UPLOAD_S)) -> None:
+        """``keep_s``: how long a finished scan's results, and a scan never processed, are safe from eviction."""
         self.model = ModelRunner(model, device=device, tile=tile)
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
         self.workdir: Path | None = None
         self.panels = PanelCache()
-        self._uploads = Uploads()
+        self._uploads = Uploads(*keep_s)
+        self.slots = UploadSlots()
         self._worker = Worker()
         self._lock = threading.Lock()
         # Called in the worker after each finished B-scan (job, k); tests use it to hold a job mid-volume.
@@ -78,23 +83,34 @@ class ScanService:
         os.close(fd)
         return Path(name)
 
-    def add(self, part: Path, digest: str) -> Upload:
-        """Turn a fully received upload into a known scan (or the same scan uploaded before)."""
+    def has_room(self) -> bool:
+        """Whether a new scan could be kept now: asked before an upload's body is read."""
         with self._lock:
-            known = self._uploads.touch(digest)
-        if known is not None:
-            part.unlink(missing_ok=True)
-            return known
-        upload = read_upload(part, digest, self._require_workdir(), self.max_pixels)
+            return self._uploads.has_room()
+
+    def add(self, part: Path) -> Upload:
+        """Turn a fully received upload into a new scan with its own id."""
         with self._lock:
-            for dropped in self._uploads.put(upload):
-                self.panels.forget(dropped.id)
+            if not self._uploads.has_room():
+                part.unlink(missing_ok=True)
+                raise UserError(429, f"the server holds {MAX_SCANS} scans being processed or viewed: try again later")
+        upload = read_upload(part, self._require_workdir(), self.max_pixels, self.model.area_factor)
+        if self._keep(upload):
+            trim_freed_memory()
         n, h, w = upload.scan.pixels.shape
-        log.info("scan %s: %s, %d B-scan(s) of %dx%d", digest[:8], upload.format, n, h, w)
+        log.info("scan %s: %s, %d B-scan(s) of %dx%d", upload.id[:8], upload.format, n, h, w)
         return upload
 
+    def _keep(self, upload: Upload) -> int:
+        """Keep ``upload``, forgetting the scans dropped to make room; how many were dropped."""
+        with self._lock:
+            dropped = self._uploads.put(upload)
+            for gone in dropped:
+                self.panels.forget(gone.id)
+        return len(dropped)
+
     def get(self, scan_id: str) -> Upload:
-        """The scan with this id; 404 for anything but a known content hash."""
+        """The scan with this id; 404 for anything but a known upload's id."""
         if not SCAN_ID.fullmatch(scan_id):
             raise UserError(404, "unknown scan id")
         with self._lock:
@@ -105,15 +121,20 @@ class ScanService:
 
     # processing
 
-    def process(self, upload: Upload, mode: str) -> Job:
-        """Start (or keep) the job for ``mode``; a running job of the other mode is cancelled."""
+    def process(self, upload: Upload, mode: str, reference: Upload | None = None) -> Job:
+        """Start (or keep) the job for ``mode`` (check mode: scored against ``reference`` when given);
+        a running job of another mode or reference is cancelled."""
         if mode not in MODES:
             raise UserError(400, f"mode must be one of {', '.join(MODES)}")
+        if reference is not None and mode != "check":
+            raise UserError(400, "a reference is scored against in check mode only")
+        reference_id = reference.id if reference is not None else None
         with self._lock:
             current = upload.job
-            if current is not None and current.mode == mode and current.state in ("queued", "running", "done"):
+            if (current is not None and current.mode == mode and current.reference == reference_id
+                    and current.state in ("queued", "running", "done")):
                 return current
-        job = self._prepare(upload, mode)
+        job = self._prepare(upload, mode, reference)
         with self._lock:
             if upload.job is not None:
                 upload.job.cancel.set()
@@ -122,9 +143,10 @@ class ScanService:
             self._worker.submit(upload, job, self._work, self.workdir)
         return job
 
-    def _prepare(self, upload: Upload, mode: str) -> Job:
+    def _prepare(self, upload: Upload, mode: str, reference: Upload | None = None) -> Job:
         """The job's model input: the scan itself (enhance), or the scan cropped and degraded (check)."""
-        return self.model.prepare(upload.scan.pixels, mode)
+        ref = (reference.id, reference.scan.pixels) if reference is not None else None
+        return self.model.prepare(upload.scan.pixels, mode, ref)
 
     def _work(self, upload: Upload, job: Job) -> None:
         """The job in the worker: every B-scan, then in enhance mode the enhanced file next to the scan."""

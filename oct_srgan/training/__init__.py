@@ -27,6 +27,7 @@ import torch
 from ..config import Config, check_config
 from ..devices import resolve_device
 from ..errors import TrainingError
+from ..fsutil import refuse_overlap
 from .distributed import init_dist, release, wait_for_all
 from .sampler import StepBatchSampler
 from .state import Losses, Nets, build_extractor, make_losses, make_nets
@@ -56,6 +57,7 @@ def train(
     The step is this module's ``train_step``, looked up per call so it can be swapped.
     """
     check_config(cfg)
+    refuse_overlap(out_dir, [data_dir])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     dev = resolve_device(device or cfg.train.device, local_rank)
     ranks = init_dist(dev)

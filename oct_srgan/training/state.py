@@ -1,7 +1,8 @@
 """Everything a run learns or resumes: networks, EMA, optimisers, loss terms, and their checkpoints.
 
-A run starts from scratch (stage srresnet), from an SRResNet (stage srgan, ``train.init_from``) or
-from its own newest intact checkpoint (``--resume``); a checkpoint holds every piece of state the
+A run starts from scratch, from a generator named by ``train.init_from`` (needed by stage srgan;
+in stage srresnet it fine-tunes that generator, e.g. the shipped ``default``) or from its own
+newest intact checkpoint (``--resume``); a checkpoint holds every piece of state the
 loop does not recompute from ``(seed, step, rank)``, so resuming is exact.
 """
 
@@ -31,7 +32,7 @@ from ..checkpoint import (
 )
 from ..config import Config, LossConfig, to_dict
 from ..errors import ModelError, TrainingError
-from ..loading import locate_model_file
+from ..loading import OctSrganWeights, locate_model_file, resolve_model_file
 from .distributed import unwrap
 
 KEEP_CHECKPOINTS = 3
@@ -204,8 +205,10 @@ def find_resume(ckpt_dir: Path, spec: dict[str, Any], stage: str) -> Resume:
 
 
 def _init_generator(generator: nn.Module, source: str, spec: dict[str, Any]) -> None:
-    """Load an SRResNet into ``generator``: a checkpoint, generator file or MLflow model URI."""
-    path, _ = locate_model_file(source, what="train.init_from")
+    """Load an SRResNet into ``generator``: shipped weights (``default``), a checkpoint, generator file
+    or MLflow model URI; weights of another architecture are refused naming the differing field."""
+    weights = OctSrganWeights.from_name(source)
+    path = resolve_model_file(weights)[0] if weights is not None else locate_model_file(source, what="train.init_from")[0]
     weights, file_spec, _ = load_generator_file(path)
     check_spec(path, file_spec, spec)
     load_weights(generator, weights, path)
@@ -222,7 +225,7 @@ def build_nets(cfg: Config, spec: dict[str, Any], device: torch.device, amp_dtyp
         load_weights(generator, resume.state["generator"], resume.path)
         if disc is not None:
             load_weights(disc, resume.state["discriminator"], resume.path)
-    elif cfg.train.stage == "srgan":
+    elif cfg.train.init_from:
         _init_generator(generator, str(cfg.train.init_from), spec)
     nets = make_nets(cfg, generator, disc, device, amp_dtype)
     if resume is not None:

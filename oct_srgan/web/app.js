@@ -14,6 +14,7 @@ const state = {
   model: null,
   suffixes: [], // scan suffixes from /api/formats, longest first (as serving.download_name uses them)
   scan: null,
+  reference: null, // check mode: an uploaded clean scan to score against, else the scan itself
   fileName: "",
   mode: "enhance",
   k: 0,
@@ -111,11 +112,37 @@ async function loadModel() {
   } else {
     $("model-card").textContent = "no evaluation numbers in this model file";
   }
+  showDiffScale(null);
+}
+
+// The diff panel's scale, per B-scan: black and white are -scale and +scale grey levels (8-bit).
+function showDiffScale(scale) {
   const caption = $("caption-diff");
-  caption.textContent = `difference SR − bicubic (×${m.diff_gain}, mid-grey = equal)`;
+  const p = state.model ? state.model.diff_percentile : 99.5;
+  if (typeof scale !== "number") {
+    caption.textContent = "SR − bicubic (mid-grey = equal)";
+    caption.title = "";
+    return;
+  }
+  const s = scale.toFixed(scale < 10 ? 1 : 0);
+  caption.textContent = `SR − bicubic: black −${s} … white +${s}`;
   caption.title =
-    `${caption.textContent}: 128 + ${m.diff_gain} × (SR − bicubic) grey levels; ` +
-    "brighter where SR is brighter than bicubic, darker where it is darker";
+    `Black −${s}, mid-grey 0, white +${s} grey levels (of 255): the scale is the ${p}th percentile ` +
+    "of |SR − bicubic| on this B-scan; " +
+    "larger differences show as pure black or white. Brighter: SR brighter than bicubic; darker: SR darker.";
+}
+
+// What check mode scores against, and why a despeckling model can lose against the scan itself.
+function showCheckTarget(target) {
+  const text =
+    target === "reference"
+      ? "Scored against the reference you uploaded (a clean scan of the same location): " +
+        "how close SR and bicubic come to it."
+      : "Scored against the uploaded scan itself, speckle included (no reference uploaded). " +
+        "A model trained to remove speckle (towards clean registered averages) is penalised here " +
+        "for the noise it removes, so it can score below bicubic on this check while scoring above " +
+        "it against clean references (the model box). Upload a clean reference to score against it.";
+  $("metrics-target").textContent = text;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -142,6 +169,8 @@ async function handleFile(file) {
     $("file-input").value = "";
   }
   state.scan = scan;
+  state.reference = null;
+  $("reference-name").textContent = "none: scored against the scan itself";
   state.fileName = file.name || "";
   state.k = 0;
   resetView();
@@ -157,6 +186,28 @@ async function handleFile(file) {
   $("scan-info").textContent =
     `${kind}, ${scan.n_bscans} B-scan${plural} of ${scan.width}×${scan.height}, ${scan.bit_depth}-bit ` +
     `(id ${scan.id.slice(0, 8)})`;
+  $("scan-note").textContent = scan.note ? `Note: ${scan.note}.` : "";
+  $("scan-note").hidden = !scan.note;
+  await startProcessing();
+}
+
+async function handleReference(file) {
+  if (!file || !state.scan) return;
+  clearError();
+  let reference;
+  try {
+    reference = await api("POST", "/api/scans", file);
+  } catch (err) {
+    showError(`reference: ${err.message}`);
+    return;
+  } finally {
+    $("reference-input").value = "";
+  }
+  state.reference = reference;
+  const plural = reference.n_bscans === 1 ? "" : "s";
+  $("reference-name").textContent =
+    `scoring against ${reference.n_bscans} B-scan${plural} of ${reference.width}×${reference.height} (id ${reference.id.slice(0, 8)})` +
+    (reference.note ? `; ${reference.note}` : "");
   await startProcessing();
 }
 
@@ -173,7 +224,8 @@ async function startProcessing() {
   updateLayout();
   clearPanels();
   try {
-    state.progress = await api("POST", `/api/scans/${state.scan.id}/process?mode=${state.mode}`);
+    const reference = state.mode === "check" && state.reference ? `&reference=${state.reference.id}` : "";
+    state.progress = await api("POST", `/api/scans/${state.scan.id}/process?mode=${state.mode}${reference}`);
   } catch (err) {
     showError(err.message);
     setProgress(0, "");
@@ -273,6 +325,9 @@ function updateLayout() {
   const check = state.mode === "check";
   $("figure-hr").hidden = !check;
   $("metrics").hidden = !check;
+  $("reference-zone").hidden = !check;
+  $("caption-hr").textContent = check && state.reference ? "reference (uploaded)" : "original (scored against)";
+  if (check) showCheckTarget(state.reference ? "reference" : "self");
   const scan = state.scan;
   if (!scan || !state.model) return;
   const s = state.model.scale;
@@ -339,6 +394,8 @@ function loadPanels() {
     state.loaded[name] = key;
     img.src = `/api/scans/${state.scan.id}/bscan/${state.k}/${name}.png?job=${state.job}`;
   }
+  const scales = p && Array.isArray(p.diff_scale) ? p.diff_scale : [];
+  showDiffScale(isFinished(state.k) ? scales[state.k] : null);
   if (state.mode === "check" && panelReady("sr")) loadMetrics();
 }
 
@@ -356,6 +413,7 @@ async function loadMetrics() {
     return;
   }
   if (job !== state.job || k !== state.k || !data.scores) return;
+  showCheckTarget(data.target);
   $("metric-bicubic-psnr").textContent = fmt(data.scores.bicubic.psnr, 2);
   $("metric-bicubic-ssim").textContent = fmt(data.scores.bicubic.ssim, 4);
   $("metric-sr-psnr").textContent = fmt(data.scores.sr.psnr, 2);
@@ -581,6 +639,7 @@ function onPointerDown(event) {
 
 function init() {
   $("file-input").addEventListener("change", (e) => handleFile(e.target.files[0]));
+  $("reference-input").addEventListener("change", (e) => handleReference(e.target.files[0]));
   const zone = $("drop-zone");
   zone.addEventListener("dragover", (e) => {
     e.preventDefault();

@@ -7,7 +7,9 @@ outputs/screenshots/ when OCT_SRGAN_SCREENSHOTS is set), so a person can look at
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import os
 import re
 import shutil
@@ -31,8 +33,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from oct_srgan import serving
 from tests.helpers.scans import volume_copy
-from tests.helpers.serving import CARD, PATIENT, HoldAfter, tiny_model
-from tests.paths import BSCAN16_PNG, REPO, VOLUME_DCM
+from tests.helpers.serving import CARD, PATIENT, HoldAfter, call, tiny_model
+from tests.paths import BSCAN16_PNG, DUKE, REPO, VOLUME_DCM
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -52,7 +54,8 @@ MODEL_META = {"target": "reference", "dataset_hash": CARD["dataset_hash"], "eval
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, serving.ScanService]]:
-    app = serving.create_app(tiny_model(tmp_path_factory.mktemp("model") / "tiny_x4.pt", MODEL_META), tile=0)
+    app = serving.create_app(tiny_model(tmp_path_factory.mktemp("model") / "tiny_x4.pt", MODEL_META), tile=0,
+                               keep_s=(0.0, 0.0))  # many uploads: results may be evicted at once
     with serving.background(app) as url:
         yield url, app.state.service
 
@@ -289,7 +292,38 @@ def test_check_mode_shows_psnr_and_ssim(driver, base_url: str, shoot) -> None:
     assert states["diff"]["width"] == 900
     assert "degraded" in driver.find_element(By.ID, "caption-input").text
     assert "disabled" in driver.find_element(By.ID, "download").get_attribute("class")
+    target = driver.find_element(By.ID, "metrics-target").text
+    assert target.startswith("Scored against the uploaded scan itself, speckle included")
+    assert "for the noise it removes" in target
+    assert driver.find_element(By.ID, "reference-zone").is_displayed()
     shoot("check_png")
+
+
+def test_check_mode_scores_against_an_uploaded_reference(driver, base_url: str, shoot) -> None:
+    open_page(driver, base_url)
+    driver.find_element(By.ID, "mode-check").click()
+    upload(driver, DUKE / "subject03" / "1.tif")
+    wait_for(driver, processed, "the check run")
+    driver.find_element(By.ID, "reference-input").send_keys(str(DUKE / "subject03" / "average.tif"))
+    wait_for(driver, lambda d: d.find_element(By.ID, "metrics-target").text.startswith("Scored against the reference"),
+             "the reference to be scored against")
+    wait_for(driver, processed, "the check run against the reference")
+    wait_for(driver, lambda d: d.find_element(By.ID, "metric-sr-psnr").text not in ("", "–"), "the scores")
+    assert "scoring against 1 B-scan of 900×450" in driver.find_element(By.ID, "reference-name").text
+    assert driver.find_element(By.ID, "caption-hr").text == "reference (uploaded)"
+    shoot("check_reference")
+
+
+def test_a_colour_scan_is_noted_on_the_page(driver, base_url: str, tmp_path: Path) -> None:
+    rgb = np.zeros((64, 96, 3), np.uint8)
+    rgb[..., 2] = 160
+    path = tmp_path / "annotated.png"
+    Image.fromarray(rgb, "RGB").save(path)
+    open_page(driver, base_url)
+    upload(driver, path)
+    wait_for(driver, processed, "the colour scan")
+    note = driver.find_element(By.ID, "scan-note")
+    assert note.is_displayed() and note.text.startswith("Note: colour (RGB) converted to grey")
 
 
 def test_window_level_changes_every_panel(driver, base_url: str, shoot) -> None:
@@ -319,14 +353,24 @@ def test_window_level_changes_every_panel(driver, base_url: str, shoot) -> None:
     assert abs(viewport_pixels(driver, "sr").mean() - before["sr"].mean()) < 1
 
 
-def test_difference_panel_shows_sr_minus_bicubic(driver, base_url: str) -> None:
+def test_difference_panel_shows_sr_minus_bicubic_on_its_stated_scale(driver, base_url: str, shoot) -> None:
     open_volume(driver, base_url)
-    assert "SR − bicubic (×4" in driver.find_element(By.ID, "caption-diff").text
+    href = driver.find_element(By.ID, "download").get_attribute("href")  # each upload has its own random id
+    scan_id = href.split("/api/scans/", 1)[1].split("/", 1)[0]
+    scale = json.loads(call(base_url, "GET", f"/api/scans/{scan_id}/progress")[2])["diff_scale"][0]
+    shown = f"{scale:.{1 if scale < 10 else 0}f}"
+    caption = driver.find_element(By.ID, "caption-diff")
+    assert caption.text == f"SR − bicubic: black −{shown} … white +{shown}"
+    assert f"mid-grey 0, white +{shown} grey levels" in caption.get_attribute("title")
+    assert "99.5th percentile" in caption.get_attribute("title")
     assert driver.find_element(By.CSS_SELECTOR, '[data-panel="diff"] .viewport').is_displayed()
     x, y, size = 1500, 600, 96  # inside the retina of the 3600 x 1800 panels
     sr, bicubic, diff = (image_pixels(driver, name, x, y, size) for name in ("sr", "bicubic", "diff"))
     assert diff.std() > 1 and diff.min() < 128 < diff.max()  # not a constant image
-    np.testing.assert_array_equal(diff, np.clip(128 + serving.DIFF_GAIN * (sr - bicubic), 0, 255))
+    np.testing.assert_array_equal(diff, serving.diff_image(sr, bicubic, scale))
+    # scaled, not saturated everywhere: 1 % of the B-scan saturates, more in the retina where SR changes most
+    assert ((diff == 0) | (diff == 255)).mean() < 0.25
+    shoot("difference_panel")
 
 
 def test_research_use_notice_stays_visible(driver, base_url: str) -> None:

@@ -1,8 +1,10 @@
-"""Issue 9 sweep: corrupt, hostile and oversized inputs through every command; never a traceback.
+"""Hardening sweeps: corrupt, hostile and oversized inputs through every command; never a traceback.
 
 Each case must fail with a specific one-line error (exit != 0), not the catch-all 'unexpected'.
-Cases: truncated/garbled DICOM, PNG, TIFF, NIfTI; bomb headers per format; corrupt dataset
+Round one: truncated/garbled DICOM, PNG, TIFF, NIfTI; bomb headers per format; corrupt dataset
 files; corrupt/foreign/pickled checkpoints; unwritable and full (simulated ENOSPC) output.
+Round two: output folders that are, contain or lie inside an input (never a deleted scan),
+enhance never re-enhancing its own outputs, and the cases that follow them below.
 """
 
 from __future__ import annotations
@@ -179,3 +181,168 @@ def test_full_disk_in_every_writing_command_is_one_line(inputs, tmp_path: Path, 
         assert result.exit_code != 0 and "Traceback" not in result.output, result.output
         assert "No space left on device" in result.output
         assert not (tmp_path / args[3]).exists() or not any((tmp_path / args[3]).iterdir())
+
+
+def _scan_folder(root: Path, names: tuple[str, ...] = ("a", "b")) -> dict[Path, bytes]:
+    """Small 8-bit PNG scans under ``root`` plus an unrelated file; their bytes, to prove none was lost."""
+    root.mkdir(parents=True, exist_ok=True)
+    for i, name in enumerate(names):
+        (root / name).mkdir(exist_ok=True)
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (32, 40), dtype=np.uint8)).save(root / name / "s.png")
+    (root / "notes.txt").write_text("keep me")
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+OVERLAPS = [("scans", "scans"), ("data/scans", "data"), (".", "."), ("scans", "scans/out")]
+
+
+@pytest.mark.parametrize(("source", "out"), OVERLAPS)
+def test_preprocess_never_replaces_an_input_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   source: str, out: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    before = _scan_folder(tmp_path / source)
+    result = CliRunner().invoke(app, ["preprocess", source, "--out", out, "--overwrite", "--no-progress"])
+    assert result.exit_code == 2 and "unexpected" not in result.output, result.output
+    assert result.output.startswith("error: ") and "input" in result.output
+    assert {p: p.read_bytes() for p in before} == before
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_train_and_evaluate_refuse_an_output_folder_that_is_the_dataset(inputs, command: str,
+                                                                        tiny_generator_file: Path) -> None:
+    data = inputs["datasets"]["no_hash"].parent / "good"
+    before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    args = (["train", "-c", str(SMOKE), "-d", str(data), "-o", str(data), "--overwrite", *sum((["--set", s] for s in TINY), [])]
+            if command == "train" else
+            ["evaluate", "--data", str(data), "--model", str(tiny_generator_file), "-o", str(data), "--overwrite"])
+    result = CliRunner().invoke(app, [*args, "--no-progress"])
+    assert result.exit_code == 2 and result.output.startswith("error: ") and "input" in result.output, result.output
+    assert {p: p.read_bytes() for p in before} == before
+
+
+@pytest.mark.parametrize("out", ["scans/enhanced", None])
+def test_enhance_twice_never_enhances_its_own_outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     tiny_generator_file: Path, out: str | None) -> None:
+    _scan_folder(tmp_path / "scans", ("a",))
+    monkeypatch.chdir(tmp_path / "scans" if out is None else tmp_path)
+    source = "." if out is None else "scans"
+    args = ["enhance", source, "--model", str(tiny_generator_file), "--no-progress", "--device", "cpu",
+            *([] if out is None else ["-o", out])]
+    first, second = CliRunner().invoke(app, args), CliRunner().invoke(app, [*args, "--overwrite"])
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    written = sorted(p.name for p in (tmp_path / "scans" / "enhanced").iterdir())
+    assert written == ["s_sr.png"], written
+    assert "_sr_sr" not in second.output
+
+
+def test_enhance_refuses_the_input_folder_as_output(tmp_path: Path, tiny_generator_file: Path) -> None:
+    before = _scan_folder(tmp_path / "scans")
+    result = CliRunner().invoke(app, ["enhance", str(tmp_path / "scans"), "-o", str(tmp_path / "scans"),
+                                      "--model", str(tiny_generator_file), "--no-progress"])
+    assert result.exit_code == 2 and result.output.startswith("error: ") and "input folder" in result.output, result.output
+    assert {p for p in (tmp_path / "scans").rglob("*") if p.is_file()} == set(before)
+
+
+BAD_OPTIONS = [
+    ["serve", "--max-upload-mb", "nan"], ["serve", "--max-upload-mb", "inf"], ["serve", "--port", "99999"],
+    ["serve", "--max-pixels", "-1"], ["enhance", "x.png", "--batch-size", "0"], ["enhance", "x.png", "--tile", "-5"],
+    ["enhance", "x.png", "--tile", "64", "--overlap", "999"], ["enhance", "x.png", "--overlap", "999"],
+    ["ui", "--port", "99999"],
+]
+
+
+@pytest.mark.parametrize("args", BAD_OPTIONS, ids=" ".join)
+def test_bad_option_values_are_one_line_before_any_work(args: list[str]) -> None:
+    result = CliRunner().invoke(app, args)
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "unexpected" not in result.output and args[-2] in lines[0]
+
+
+def _served(tmp_path: Path, **options):  # type: ignore[no-untyped-def]
+    from oct_srgan import serving
+    from tests.helpers.serving import tiny_model
+
+    return serving.create_app(tiny_model(tmp_path / "tiny.pt"), tile=0, **options)
+
+
+def _png(seed: int, side: int = 24) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (side, side), dtype=np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_serve_full_refuses_before_reading_the_body_and_ids_say_nothing(tmp_path: Path) -> None:
+    import hashlib
+    import http.client
+    import urllib.parse
+
+    from oct_srgan import serving
+    from tests.helpers.serving import call, upload
+
+    web_app = _served(tmp_path)
+    with serving.background(web_app) as base:
+        data = _png(0)
+        ids = [upload(base, data)[1]["id"] for _ in range(serving.MAX_SCANS)]
+        assert len(set(ids)) == serving.MAX_SCANS and hashlib.sha256(data).hexdigest() not in ids
+        assert call(base, "GET", f"/api/scans/{hashlib.sha256(data).hexdigest()}")[0] == 404
+        url = urllib.parse.urlsplit(base)
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+        conn.putrequest("POST", "/api/scans")
+        conn.putheader("Content-Type", "application/octet-stream")
+        conn.putheader("Content-Length", str(15 * 2**20))
+        conn.endheaders()  # no body is ever sent: the answer must not wait for it
+        response = conn.getresponse()
+        assert response.status == 429
+        conn.close()
+        assert sorted(p.name for p in web_app.state.service.workdir.iterdir()) == sorted(f"{i}.png" for i in ids)
+        big = "9" * 5000
+        assert call(base, "GET", f"/api/scans/{ids[0]}/metrics/{big}")[0] == 404
+
+
+def test_serve_finished_results_outlive_other_users_uploads(tmp_path: Path) -> None:
+    from oct_srgan import serving
+    from tests.helpers.serving import call, upload, wait_done
+
+    web_app = _served(tmp_path, keep_s=(600.0, 0.0))
+    with serving.background(web_app) as base:
+        mine = [upload(base, _png(i))[1]["id"] for i in range(2)]
+        for scan_id in mine:
+            assert call(base, "POST", f"/api/scans/{scan_id}/process?mode=enhance")[0] == 202
+            assert wait_done(base, scan_id)["state"] == "done"
+        answers = [upload(base, _png(100 + i))[0] for i in range(serving.MAX_SCANS)]
+        assert set(answers) <= {200, 429}  # newer uploads may evict each other, never a finished result in its grace
+        assert all(call(base, "GET", f"/api/scans/{i}/download")[0] == 200 for i in mine)
+
+
+def test_serve_check_by_one_user_never_cancels_anothers_enhance(tmp_path: Path) -> None:
+    from oct_srgan import serving
+    from tests.helpers.serving import call, upload, wait_done
+
+    with serving.background(_served(tmp_path)) as base:
+        data = _png(7, 64)
+        a, b = upload(base, data)[1]["id"], upload(base, data)[1]["id"]
+        assert call(base, "POST", f"/api/scans/{a}/process?mode=enhance")[0] == 202
+        assert call(base, "POST", f"/api/scans/{b}/process?mode=check")[0] == 202
+        assert wait_done(base, a)["state"] == "done" and wait_done(base, b)["state"] == "done"
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"model_spec": {"channels": 200000}}, "shape"), ({"model_spec": [1]}, "model_spec is a list"),
+    ({"state_dict": "x"}, "state_dict is a str"), ({"meta": "x"}, "meta is a str"),
+])
+def test_model_file_spec_is_checked_against_its_weights_first(tmp_path: Path, tiny_generator_file: Path,
+                                                              change: dict, expected: str) -> None:
+    import resource
+
+    state = torch.load(tiny_generator_file, weights_only=True)
+    if isinstance(change.get("model_spec"), dict):
+        change = {"model_spec": {**state["model_spec"], **change["model_spec"]}}
+    torch.save({**state, **change}, tmp_path / "g.pt")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = CliRunner().invoke(app, ["enhance", str(FORMATS / "oct_bscan16_s14.png"), "-o", str(tmp_path / "o"),
+                                      "--model", str(tmp_path / "g.pt"), "--no-progress"])
+    assert result.exit_code == 2 and expected in result.output and "unexpected" not in result.output, result.output
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB: no 1.85 GB net built

@@ -85,3 +85,57 @@ def test_ui_lists_a_finished_run(mlflow_store: Path, tmp_path: Path) -> None:
     assert tags["stage"] == "train" and tags["dataset_hash"] == "abc123"
     assert {m["key"]: (m["value"], m["step"]) for m in data["metrics"]} == {"val_psnr": (27.5, 100)}
     assert f"http://127.0.0.1:{port}" in log.read_text()
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (children, their children, ...), from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(") ", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def gone(pid: int) -> bool:
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(") ", 1)[1].startswith("Z")
+    except (OSError, IndexError):
+        return True
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_sigterm_to_ui_closes_the_port_and_leaves_no_child(mlflow_store: Path, tmp_path: Path) -> None:
+    port = free_port()
+    command = Path(sys.executable).parent / "oct-srgan"
+    log = tmp_path / "ui.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(command), "ui", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=tmp_path, start_new_session=True)
+    try:
+        deadline = time.monotonic() + STARTUP
+        while not port_open(port):
+            assert proc.poll() is None, f"oct-srgan ui exited with {proc.returncode}: {log.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, f"MLflow UI not up after {STARTUP} s: {log.read_text()[-2000:]}"
+            time.sleep(0.5)
+        time.sleep(2)  # let the server start its workers and job runner
+        children = descendants(proc.pid)
+        assert children, "the ui command started no child process"
+        proc.send_signal(signal.SIGTERM)  # the ui command alone, as `kill <pid>` does
+        assert proc.wait(timeout=30) == 0, log.read_text()[-2000:]
+        assert not port_open(port)
+        assert sorted(pid for pid in children if not gone(pid)) == []
+    finally:
+        stop(proc)

@@ -52,3 +52,16 @@ def test_no_message_gives_advice_the_user_cannot_follow() -> None:
                 if UNFOLLOWABLE.search(line) and not line.lstrip().startswith("#"):
                     offenders.append(f"{path.relative_to(REPO)}:{number}: {line.strip()}")
     assert offenders == []
+
+
+@pytest.mark.parametrize("name", [name for name, _ in ALL])
+def test_help_reads_flags_as_flags_and_arguments_by_name(name: str) -> None:
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, [*name.split()[1:], "--help"], prog_name="oct-srgan", terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "<bool>" not in result.output and "list[" not in result.output and "{" not in result.output
+    if name == "oct-srgan enhance":
+        assert "Usage: oct-srgan enhance [OPTIONS] INPUTS..." in result.output
+        overwrite = next(line for line in result.output.splitlines() if "--overwrite" in line)
+        assert overwrite.split("│")[1].split() == ["--overwrite", "Replace", "existing", "outputs."]

@@ -103,3 +103,20 @@ def test_text_file_named_dcm_is_skipped_in_one_line_without_library_advice(tmp_p
     skipped = [line for line in result.output.splitlines() if line.startswith("skipped: ")]
     assert len(skipped) == 1 and "x.dcm" in skipped[0] and "not a DICOM file" in skipped[0]
     assert "force" not in result.output.lower()
+
+
+def test_progress_counts_writing_after_the_bscans(tmp_path: Path, tiny_generator_file: Path) -> None:
+    import tifffile
+
+    from oct_srgan.inference import enhance_files
+
+    src = tmp_path / "vol.tif"
+    tifffile.imwrite(src, (np.random.default_rng(1).random((3, 20, 30)) * 255).astype(np.uint8), photometric="minisblack")
+    target = tmp_path / "out" / "vol_sr.tif"
+    starts: list[tuple[int, str]] = []
+    calls: list[tuple[int, int, bool]] = []
+    enhance_files([src], tmp_path / "out", str(tiny_generator_file), tile=0,
+                  on_start=lambda path, total, unit: starts.append((total, unit)),
+                  progress=lambda path, done, total: calls.append((done, total, target.exists())))
+    assert starts == [(6, "B-scan")]  # 3 B-scans computed + 3 written
+    assert calls == [(1, 6, False), (2, 6, False), (3, 6, False), (6, 6, True)]

@@ -13,6 +13,7 @@ from oct_srgan import io as scan_io
 from oct_srgan.errors import PixelLimitError
 from oct_srgan.inference.enhance import _split_name
 from oct_srgan.io.registry import SUPPORTED_FORMATS
+from oct_srgan.io.vendor import VendorHeader
 from oct_srgan.serving.jobs import supported_text
 from oct_srgan.serving.security import download_name
 
@@ -27,7 +28,7 @@ def _size(path: Path) -> tuple[tuple[int, ...], int]:
 def _read(path: Path, bscan_axis: int | None) -> scan_io.Scan:
     (h, w), _ = _size(path)
     pixels = np.frombuffer(path.read_bytes()[8:], dtype=np.uint8).reshape(1, h, w) / 255.0
-    header = scan_io.RasterHeader("L", np.dtype(np.uint8), (0.0, 255.0))
+    header = VendorHeader("test device", np.dtype(np.uint8), (0.0, 255.0))
     return scan_io.Scan(pixels.astype(np.float32), scan_io.Geometry(), "testraw", 8, "MONOCHROME2", header, path)
 
 

@@ -24,7 +24,7 @@ def small_png(seed: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, serving.ScanService]]:
-    app = serving.create_app(tiny_model(tmp_path_factory.mktemp("m") / "tiny.pt"), tile=0)
+    app = serving.create_app(tiny_model(tmp_path_factory.mktemp("m") / "tiny.pt"), tile=0, keep_s=(0.0, 600.0))
     with serving.background(app) as base:
         yield base, app.state.service
 

@@ -69,3 +69,18 @@ def test_find_scans_rejects_an_explicit_non_scan(tmp_path):
     path.write_text("x")
     with pytest.raises(ScanError, match="notes.txt"):
         find_scans([path])
+
+
+@pytest.mark.parametrize("compression,predictor,dtype", [
+    ("packbits", None, np.uint8), ("lzw", "horizontal", np.uint16), ("adobe_deflate", None, np.uint8), (None, None, np.uint16),
+])
+def test_tiff_output_keeps_the_source_compression(tmp_path, compression, predictor, dtype):
+    pixels = (np.arange(48 * 64).reshape(48, 64) % 251).astype(dtype) * (1 if dtype == np.uint8 else 200)
+    tifffile.imwrite(tmp_path / "in.tif", pixels, photometric="minisblack", compression=compression, predictor=predictor)
+    scan = read_scan(tmp_path / "in.tif")
+    out = write_scan(scan.with_pixels(np.repeat(np.repeat(scan.pixels, 4, axis=1), 4, axis=2)), tmp_path / "out.tif")
+    with tifffile.TiffFile(tmp_path / "in.tif") as src, tifffile.TiffFile(out) as dst:
+        assert dst.pages[0].compression == src.pages[0].compression
+        assert dst.pages[0].predictor == src.pages[0].predictor
+        assert dst.pages[0].shape == (192, 256) and dst.pages[0].dtype == dtype
+        assert np.array_equal(dst.asarray()[::4, ::4], src.asarray())

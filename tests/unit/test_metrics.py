@@ -163,3 +163,15 @@ def test_content_distance_is_mean_feature_mse() -> None:
     hr = torch.rand(2, 1, 8, 8)
     values = metrics.content_distance(TwoLayers(), hr + 0.1, hr)
     torch.testing.assert_close(values, torch.full((2,), (0.01 + 0.04) / 2, dtype=torch.float64))
+
+
+def test_interval_over_fewer_than_three_units_is_not_meaningful() -> None:
+    from oct_srgan.scoring import summary_markdown
+
+    two = hand_table()[hand_table()["id"].isin(sorted(set(hand_table()["id"]))[:2])]
+    summary = metrics.summarize(two, metrics=["psnr"])
+    diff = summary.set_index(["method", "metric"]).loc[("model - bicubic", "psnr")]
+    assert diff["n"] == 2 and math.isnan(diff["ci_low"]) and math.isnan(diff["ci_high"])
+    row = next(line for line in summary_markdown(summary).splitlines() if line.startswith("| model - bicubic | psnr"))
+    assert row.endswith("| not meaningful (2 units, fewer than 3) |")
+    assert metrics.interval_text(-0.5, 1.5, 3, ".2f") == "[-0.50, 1.50]"

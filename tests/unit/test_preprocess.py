@@ -74,3 +74,19 @@ def test_identical_content_in_two_groups_lands_in_one_split(tmp_path: Path, mlfl
     dump = "\n".join(db.iterdump())
     db.close()
     assert "subjectA" not in dump and "subjectB" not in dump and "n_joined_group_pairs" in dump
+
+
+def test_cross_validation_folds_partition_the_train_and_val_groups() -> None:
+    """Each train+val group is the test split of exactly one fold; the plain test groups are always left out."""
+    from oct_srgan.splitting import split_groups
+
+    groups = [f"subject{i:02d}" for i in range(14)]
+    plain = split_groups(groups, 0.15, 0.15, seed=0)
+    held_out = [g for g, s in plain.items() if s == "test"]
+    tested: list[str] = []
+    for k in range(3):
+        fold = split_groups(groups, 0.15, 0.15, seed=0, folds=3, fold=k)
+        assert all(fold[g] == "drop" for g in held_out)
+        assert sum(s == "val" for s in fold.values()) >= 1
+        tested += [g for g, s in fold.items() if s == "test"]
+    assert sorted(tested) == sorted(g for g in groups if g not in held_out)

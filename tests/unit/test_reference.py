@@ -39,22 +39,40 @@ def test_paired_crop_takes_hr_from_the_reference_at_the_inputs_position() -> Non
         assert torch.allclose(downscale(2.0 * out["hr"], 4), out["lr"], atol=1e-6)
 
 
-def test_input_gain_and_offset_change_the_noisy_input_only() -> None:
-    """LR = degrade(gain * input + offset) with gain, offset in the configured ranges; the target is untouched."""
+def test_gain_and_offset_change_input_and_target_alike() -> None:
+    """One random gain/offset per sample for input and target: LR = degrade(input') with input' = 2 * target'."""
     yy, xx = torch.meshgrid(torch.arange(120.0), torch.arange(160.0), indexing="ij")
     pattern = (0.2 + 0.6 * (yy * 160 + xx) / (120 * 160))[None]
     reference = 0.5 * pattern
-    data_cfg = DataConfig(hr_crop=32, degradation=DegradationConfig(), input_gain=0.1, input_offset=0.04)
+    data_cfg = DataConfig(hr_crop=32, degradation=DegradationConfig(), gain=0.1, offset=0.04)
     transform = reference_train_transforms(data_cfg)
     transform.set_random_state(seed=5)
     gains = []
     for _ in range(20):
-        out = transform({"input": pattern.clone(), "hr": reference.clone()})
-        clean = downscale(2.0 * out["hr"], 4)  # the LR the input would give without gain/offset
-        a, b = np.polyfit(clean.flatten().numpy(), out["lr"].flatten().numpy(), 1)
-        assert 0.9 - 1e-3 <= a <= 1.1 + 1e-3 and abs(b) <= 0.04 + 1e-3
-        gains.append(a)
+        item = {"input": pattern.clone(), "hr": reference.clone(), "ref_gain": 2.0, "ref_offset": 0.0}
+        out = transform(item)
+        # the matched target (2 x reference = the input) got the same gain/offset as the input
+        assert torch.allclose(downscale(out["hr"], 4), out["lr"], atol=1e-5)
+        crop_mean = out["hr"].mean().item()
+        gains.append(crop_mean)
     assert np.std(gains) > 0.01  # a new draw for every sample
+
+
+def test_target_grey_levels_move_with_the_gain() -> None:
+    """Against the untouched crop, the target is gain * crop + offset with gain and offset in range."""
+    ramp = torch.linspace(0.1, 0.9, 64).repeat(64, 1)[None]
+    transform = reference_train_transforms(DataConfig(hr_crop=64, degradation=DegradationConfig(), gain=0.2,
+                                                       offset=0.05))
+    transform.set_random_state(seed=1)
+    seen = set()
+    for _ in range(8):
+        out = transform({"input": ramp.clone(), "hr": ramp.clone(), "ref_gain": 1.0, "ref_offset": 0.0})
+        hr = out["hr"][0]
+        src = ramp[0] if hr[0, 0] < hr[0, -1] else ramp[0].flip(-1)  # the flip may have mirrored it
+        a, b = np.polyfit(src.flatten().numpy(), hr.flatten().numpy(), 1)
+        assert 0.8 - 1e-4 <= a <= 1.2 + 1e-4 and abs(b) <= 0.05 + 1e-4
+        seen.add(round(float(a), 4))
+    assert len(seen) > 1
 
 
 def test_serve_check_mode_degrades_like_the_model(tiny_generator_file: Path) -> None:
@@ -146,3 +164,28 @@ def test_a_shift_too_large_for_one_location_is_refused_naming_both_files(tmp_pat
     src = _shifted_pair(tmp_path, 5, 200, np.s_[0:120, 0:120], np.s_[40:160, 0:120])
     with pytest.raises(DataError, match=r"scan\.png.*average\.png.*shift of"):
         prepare_dataset([src], tmp_path / "out", PrepareOptions(val_fraction=0, test_fraction=0, reference="average"))
+
+
+def _retina_like(seed: int) -> np.ndarray:
+    yy, xx = np.mgrid[0:96, 0:128]
+    band = 0.1 + 0.7 * np.exp(-((yy - 48) / 12.0) ** 2) * (1 + 0.2 * np.sin(xx / 7.0))
+    return np.clip(band * np.random.default_rng(seed).gamma(30.0, 1 / 30.0, size=band.shape), 0, 1)
+
+
+@pytest.mark.parametrize("match", [True, False])
+def test_preprocess_records_each_inputs_gain_and_offset(tmp_path: Path, match: bool) -> None:
+    """The manifest holds the fitted gain/offset of input vs reference; --no-intensity-match records none."""
+    from PIL import Image
+
+    folder = tmp_path / "src" / "s1"
+    folder.mkdir(parents=True)
+    reference = np.clip(_retina_like(0), 0, 1)
+    Image.fromarray(np.round(reference * 255).astype(np.uint8)).save(folder / "average.png")
+    Image.fromarray(np.round(np.clip(0.75 * reference + 0.06, 0, 1) * 255).astype(np.uint8)).save(folder / "scan.png")
+    report = prepare_dataset([tmp_path / "src"], tmp_path / "out", PrepareOptions(
+        val_fraction=0, test_fraction=0, reference="average", intensity_match=match))
+    row = report.manifest[~report.manifest["is_reference"].astype(bool)].iloc[0]
+    if match:
+        assert row["ref_gain"] == pytest.approx(0.75, abs=0.02) and row["ref_offset"] == pytest.approx(0.06, abs=0.01)
+    else:
+        assert (row["ref_gain"], row["ref_offset"]) == (1.0, 0.0)

@@ -22,7 +22,7 @@ def test_model_endpoint_reports_source_scale_and_card(server) -> None:
     assert info["channels"] == 1 and info["max_upload_mb"] == 200
     assert info["card"] == CARD
     assert info["card_target"] is None  # nothing in this meta says what the numbers were scored against
-    assert info["diff_gain"] == serving.DIFF_GAIN
+    assert info["diff_percentile"] == serving.DIFF_PERCENTILE
 
 
 @pytest.mark.parametrize(("meta", "target"), [
