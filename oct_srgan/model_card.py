@@ -158,6 +158,23 @@ def _model_and_data(spec: dict[str, Any], dataset: Any) -> list[str]:
     ]
 
 
+def _evaluation_section(result: EvaluationResult, extra: list[str]) -> list[str]:
+    """The card's test-split evaluation: the tables, the protocols and ``extra`` sections, and how to read them."""
+    return [
+        "## Evaluation on the test split",
+        "",
+        "`oct-srgan evaluate --model default --data <preprocess of ../shared/data/oct/duke_bioptigen> --split test`",
+        "",
+        *_evaluation_tables(result),
+        *protocols_section(result.protocols),
+        *extra,
+        "`model - bicubic` rows are paired differences with a 95% t-interval; CNR (dB) and ENL use ROIs chosen on "
+        "the reference (vitreous above the retina, brightest 5% layer band), EPI is the correlation of the Laplacians of Gaussian (sigma 2 px, the layer scale) with "
+        "the target (`oct_srgan/metrics.py`).",
+        "",
+    ]
+
+
 def card_text(
     spec: dict[str, Any], metas: list[dict[str, Any]], result: EvaluationResult, dataset: Any, n_params: int, size: int,
     stage_results: list[tuple[str, EvaluationResult]] | None = None, extra: list[str] | None = None,
@@ -198,17 +215,7 @@ def card_text(
         *stage_comparison(stage_results),
         "Retrain with one command: `bash scripts/train_default_model.sh`.",
         "",
-        "## Evaluation on the test split",
-        "",
-        "`oct-srgan evaluate --model default --data <preprocess of ../shared/data/oct/duke_bioptigen> --split test`",
-        "",
-        *_evaluation_tables(result),
-        *protocols_section(result.protocols),
-        *(extra or []),
-        "`model - bicubic` rows are paired differences with a 95% t-interval; CNR (dB) and ENL use ROIs chosen on "
-        "the reference (vitreous above the retina, brightest 5% layer band), EPI is the correlation of the Laplacians of Gaussian (sigma 2 px, the layer scale) with "
-        "the target (`oct_srgan/metrics.py`).",
-        "",
+        *_evaluation_section(result, extra or []),
         "## Intended use and limits",
         "",
         "Research on OCT image enhancement. Not a medical device; do not base diagnoses on enhanced images. "

@@ -216,6 +216,16 @@ def _destination(inputs: list[Path], out_dir: Path | None, suffix: str) -> tuple
     return out_dir, None
 
 
+def _plan(inputs: list[Path], out_dir: Path | None, suffix: str, overwrite: bool,
+          report: EnhanceReport) -> list[tuple[Path, Path, str | None]]:
+    """(input, output, reason it is skipped or None) for every scan found, in a writable output folder."""
+    out_dir, out_file = _destination(inputs, out_dir, suffix)
+    found = _found_scans(inputs, report, None if out_file is not None else out_dir)
+    _check_writable(out_dir)
+    claimed: dict[Path, Path] = {}
+    return [(path, *_output_target(path, out_dir, out_file, suffix, overwrite, claimed)) for path in found]
+
+
 def _read(path: Path, precision: str, device: str | torch.device, max_pixels: int | None,
           notify: Callable[[str], None] | None) -> tuple[scan_io.Scan, str]:
     """The scan and the precision chosen for it ("auto": by its bit depth), said through ``notify`` with
@@ -264,16 +274,12 @@ def enhance_files(
     ``share`` (a ``torchrun`` rank) enhances only its part of the planned files (see ``distributed``).
     """
     look_up_option(precision, InferencePrecision, "precision")
-    out_dir, out_file = _destination(inputs, out_dir, suffix)
     report = EnhanceReport()
-    found = _found_scans(inputs, report, None if out_file is not None else out_dir)
-    _check_writable(out_dir)
+    plan = _plan(inputs, out_dir, suffix, overwrite, report)
     report.model = loaded = load_model(model, device)
     inferer = SRInferer(loaded, tile=tile, overlap=overlap, batch_size=batch_size, device=device,
                         precision="fp32" if precision == "auto" else precision)
     derivation = f"oct-srgan x{loaded.scale} super-resolution (model {loaded.source})"
-    claimed: dict[Path, Path] = {}
-    plan = [(path, *_output_target(path, out_dir, out_file, suffix, overwrite, claimed)) for path in found]
     for path, target, reason in share.take(plan):
         if reason is not None:
             report.skipped.append((path, reason))
