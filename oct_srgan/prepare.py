@@ -43,29 +43,9 @@ from oct_srgan.transforms import Degraded
 
 SPLITS = values(Split)
 MANIFEST_COLUMNS = [
-    "split",
-    "group_id",
-    "scan_id",
-    "bscan",
-    "hr_path",
-    "lr_path",
-    "height",
-    "width",
-    "lr_height",
-    "lr_width",
-    "row_spacing",
-    "col_spacing",
-    "slice_spacing",
-    "source_format",
-    "bit_depth",
-    "source_hash",
-    "hr_sha256",
-    "ref_path",
-    "is_reference",
-    "ref_shift_y",
-    "ref_shift_x",
-    "ref_gain",
-    "ref_offset",
+    "split", "group_id", "scan_id", "bscan", "hr_path", "lr_path", "height", "width", "lr_height", "lr_width",
+    "row_spacing", "col_spacing", "slice_spacing", "source_format", "bit_depth", "source_hash", "hr_sha256",
+    "ref_path", "is_reference", "ref_shift_y", "ref_shift_x", "ref_gain", "ref_offset",
 ]
 
 
@@ -365,37 +345,3 @@ def prepare_dataset(
             groups[s].append(g)
     return PrepareReport(out=out, dataset_hash=dataset_hash, manifest=manifest, skipped=stager.skipped, groups=groups,
                          preview=out / "preview.png", joined=_joined(by_group, stager.joins.shared))
-
-
-def tracking_params(report: PrepareReport, options: PrepareOptions) -> dict[str, object]:
-    """The params logged for a preprocess run: counts and options, no names or paths."""
-    m = report.manifest
-    params: dict[str, object] = {
-        "scale": options.scale,
-        "seed": options.seed,
-        "folds": options.folds,
-        "fold": options.fold,
-        "val_fraction": options.val_fraction,
-        "test_fraction": options.test_fraction,
-        "group_pattern": options.group_pattern or "parent-folder",
-        "bscan_axis": options.bscan_axis if options.bscan_axis is not None else "auto",
-        "degradation.mode": options.degradation.mode,
-        "degradation.axes": options.degradation.axes,
-        "degradation.speckle": options.degradation.speckle,
-        "n_scans": int(m["scan_id"].nunique()),
-        "n_bscans": len(m),
-        "n_groups": int(m["group_id"].nunique()),
-        "n_skipped": len(report.skipped),
-        "reference": "yes" if options.reference else "no",
-        "n_bscans_with_reference": int((m["ref_path"] != "").sum()),
-        "register": options.register if options.reference else "n/a",
-        "intensity_match": options.intensity_match if options.reference else "n/a",
-        "ref_gain_range": (f"{m['ref_gain'].min():.3f}-{m['ref_gain'].max():.3f}" if len(m) else "n/a"),
-        "max_abs_ref_shift_px": int(m[["ref_shift_y", "ref_shift_x"]].abs().to_numpy().max()) if len(m) else 0,
-        "n_joined_group_pairs": len(report.joined),
-    }
-    for s in SPLITS:
-        part = m[m["split"] == s]
-        params[f"n_bscans.{s}"] = len(part)
-        params[f"n_groups.{s}"] = int(part["group_id"].nunique())
-    return params
