@@ -12,7 +12,6 @@ import functools
 import logging
 import os
 import subprocess
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
