@@ -39,7 +39,7 @@ from oct_srgan.fsutil import atomic_dir, refuse_overlap
 from oct_srgan.io import Scan, find_scans, read_scan
 from oct_srgan.pairing import Reference, SourceScan, crop_to_scale, find_reference
 from oct_srgan.splitting import ContentJoins, check_fractions, content_key, dataset_key, group_of, keyed_id
-from oct_srgan.transforms import Degraded
+from oct_srgan.transforms import Degrade
 
 SPLITS = values(Split)
 MANIFEST_COLUMNS = [
@@ -103,11 +103,11 @@ def _write_png16(path: Path, img: np.ndarray) -> None:
     Image.fromarray(img).save(path, format="PNG", compress_level=3)
 
 
-def _write_lr(tmp: Path, row: dict, degrade: Degraded) -> np.ndarray:
+def _write_lr(tmp: Path, row: dict, degrade: Degrade) -> np.ndarray:
     """Read the staged HR back (exact 16-bit PNG) and write its fixed LR; the HR is returned for the preview."""
     hr16 = np.asarray(Image.open(tmp / row["hr_path"]))
     hr_t = torch.from_numpy(hr16.astype(np.float32) / 65535.0)[None]
-    lr = degrade({"hr": hr_t})["lr"][0].numpy()
+    lr = degrade(hr_t)[0].numpy()
     row["lr_path"] = row["hr_path"][: -len("_hr.png")] + "_lr.png"
     _write_png16(tmp / row["lr_path"], _to_u16(lr))
     row["lr_height"], row["lr_width"] = lr.shape
@@ -215,7 +215,7 @@ class _Stager:
 
 
 def _place(tmp: Path, group_ids: dict[str, str], split_of: dict[str, str], rows_of: dict[str, list[dict]],
-           degrade: Degraded) -> tuple[list[dict], np.ndarray]:
+           degrade: Degrade) -> tuple[list[dict], np.ndarray]:
     """Move each staged group under its split, writing the fixed LR of val/test; (rows, a preview HR)."""
     staging = tmp / ".staging"
     rows: list[dict] = []
@@ -278,9 +278,9 @@ def _write_tables(tmp: Path, rows: list[dict], options: PrepareOptions, stager: 
     return manifest, dataset_hash
 
 
-def _write_preview(path: Path, hr16: np.ndarray, degrade: Degraded, options: PrepareOptions) -> None:
+def _write_preview(path: Path, hr16: np.ndarray, degrade: Degrade, options: PrepareOptions) -> None:
     hr_t = torch.from_numpy(hr16.astype(np.float32) / 65535.0)[None]
-    fig = degradation_preview(hr_t[0].numpy(), degrade({"hr": hr_t})["lr"][0].numpy(), scale=options.scale,
+    fig = degradation_preview(hr_t[0].numpy(), degrade(hr_t)[0].numpy(), scale=options.scale,
                               axes=options.degradation.axes, mode=options.degradation.mode)
     save_figure(fig, path, dpi=100)
 
@@ -318,8 +318,7 @@ def prepare_dataset(
     files = _find_files(roots, options)
     key = dataset_key(f for f, _, _ in files)
     deg = options.degradation
-    degrade = Degraded(keys="hr", lr_key="lr", scale=options.scale, mode=deg.mode, axes=deg.axes, speckle=deg.speckle,
-                       seed=options.seed)
+    degrade = Degrade(scale=options.scale, mode=deg.mode, axes=deg.axes, speckle=deg.speckle, seed=options.seed)
     by_group: dict[str, list[tuple[Path, str]]] = {}
     for path, group, rel in files:
         by_group.setdefault(group, []).append((path, rel))

@@ -29,6 +29,7 @@ from monai.transforms import (
     RandShiftIntensityd,
     RandSpatialCropd,
     ScaleIntensityRanged,
+    Transform,
 )
 from monai.transforms.utils import scale_affine
 from monai.utils import ensure_tuple_rep
@@ -116,13 +117,41 @@ def _with_meta_of(src: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     return MetaTensor(out, affine=affine @ torch.as_tensor(scaling, dtype=affine.dtype), meta=meta)
 
 
-class Degraded(Randomizable, MapTransform):
-    """Add ``lr_key`` = degraded copy of ``keys`` (downscale, then optional speckle, clipped to [0, 1]).
+class Degrade(Randomizable, Transform):
+    """LR of one image ``[C, H, W]`` (or ``[B, C, H, W]``): downscale, then optional speckle, clipped to [0, 1].
 
     Random only through speckle. With ``seed`` set, each image gets noise seeded by ``seed`` and a
     checksum of its pixels, so the fixed val/test LR does not depend on the order images come in.
     Clipping mirrors MATLAB writing a uint8 image: the bicubic lobes overshoot [0, 1] at edges.
     """
+
+    def __init__(self, scale: int = 4, mode: Mode = "bicubic", axes: Axes = "both", speckle: float = 0.0,
+                 seed: int | None = None) -> None:
+        look_up_option(mode, DegradationMode, "mode")
+        _factors(scale, axes)
+        if speckle < 0:
+            raise ValueError(f"speckle must be >= 0, got {speckle}")
+        self.scale, self.mode, self.axes, self.speckle, self.seed = scale, mode, axes, float(speckle), seed
+        self.set_random_state(seed=get_seed())
+
+    def randomize(self, data: None = None) -> None:
+        """No per-call state: the noise is drawn from ``self.R`` while it is applied."""
+
+    def _noise_source(self, hr: torch.Tensor) -> RandomSource:
+        if self.seed is None:
+            return self.R
+        checksum = zlib.crc32(np.ascontiguousarray(hr.detach().cpu().numpy()).tobytes())
+        return np.random.default_rng([self.seed, checksum])
+
+    def __call__(self, hr: torch.Tensor) -> torch.Tensor:
+        lr = downscale(hr, self.scale, self.mode, self.axes)
+        if self.speckle > 0:
+            lr = add_speckle(lr, self.speckle, self._noise_source(_plain(hr)))
+        return _with_meta_of(hr, lr.clamp(0.0, 1.0).to(dtype=hr.dtype))
+
+
+class Degraded(Randomizable, MapTransform):
+    """Dictionary form of :class:`Degrade`: add ``lr_key`` = the LR of each of ``keys``."""
 
     def __init__(
         self,
@@ -136,31 +165,20 @@ class Degraded(Randomizable, MapTransform):
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        look_up_option(mode, DegradationMode, "mode")
-        _factors(scale, axes)
-        if speckle < 0:
-            raise ValueError(f"speckle must be >= 0, got {speckle}")
         self.lr_keys = ensure_tuple_rep(lr_key, len(self.keys))
-        self.scale, self.mode, self.axes, self.speckle, self.seed = scale, mode, axes, float(speckle), seed
-        self.set_random_state(seed=get_seed())
+        self.degrade = Degrade(scale, mode, axes, speckle, seed)
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> Degraded:
+        self.degrade.set_random_state(seed, state)
+        return self
 
     def randomize(self, data: None = None) -> None:
-        """No per-call state: the noise is drawn from ``self.R`` while it is applied."""
-
-    def _noise_source(self, hr: torch.Tensor) -> RandomSource:
-        if self.seed is None:
-            return self.R
-        checksum = zlib.crc32(np.ascontiguousarray(hr.detach().cpu().numpy()).tobytes())
-        return np.random.default_rng([self.seed, checksum])
+        """No per-call state: :class:`Degrade` draws its noise while it is applied."""
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
         for key, lr_key in self.key_iterator(d, self.lr_keys):
-            hr = d[key]
-            lr = downscale(hr, self.scale, self.mode, self.axes)
-            if self.speckle > 0:
-                lr = add_speckle(lr, self.speckle, self._noise_source(_plain(hr)))
-            d[lr_key] = _with_meta_of(hr, lr.clamp(0.0, 1.0).to(dtype=hr.dtype))
+            d[lr_key] = self.degrade(d[key])
         return d
 
 

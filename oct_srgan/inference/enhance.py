@@ -21,6 +21,7 @@ from ..errors import ModelError, OctSrganError, ScanError, WriteError
 from ..loading import LoadedModel, load_model
 from ..precision import choose_inference_precision
 from ..scaling import scale_factors
+from .bscans import super_resolve_bscans
 from .distributed import Share
 from .inferer import SRInferer
 from .tiling import DEFAULT_OVERLAP
@@ -61,9 +62,8 @@ def enhance_scan(
         if progress is not None:
             progress(done, total * windows)
 
-    for index in range(total):
-        lr = torch.from_numpy(np.ascontiguousarray(pixels[index], dtype=np.float32))[None, None]
-        out[index] = inferer(lr, progress=finished)[0, 0].numpy()
+    for index, _, sr in super_resolve_bscans(pixels, inferer, progress=finished):
+        out[index] = sr[0, 0].numpy()
     return scan.with_pixels(out)
 
 

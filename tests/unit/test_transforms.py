@@ -12,6 +12,7 @@ from monai.utils import set_determinism
 
 from oct_srgan.config import ConfigError, DataConfig
 from oct_srgan.transforms import (
+    Degrade,
     Degraded,
     PairedRandFlipd,
     add_speckle,
@@ -174,3 +175,10 @@ def test_degraded_metatensor_keeps_metadata_and_rescales_spacing() -> None:
     assert isinstance(lr, MetaTensor) and lr.shape == (1, 16, 8) and lr.dtype == torch.float32
     assert lr.meta["scan_id"] == "s14"
     assert torch.allclose(torch.diagonal(lr.affine)[:2], torch.tensor([0.0032, 0.00667 * 4], dtype=torch.float64))
+
+
+def test_degrade_array_form_is_what_the_dictionary_form_adds() -> None:
+    hr = torch.rand(1, 32, 40)
+    assert torch.equal(Degrade(speckle=0.3, seed=5)(hr), Degraded(speckle=0.3, seed=5)({"hr": hr})["lr"])
+    assert torch.equal(Degrade(speckle=0.3).set_random_state(1)(hr),
+                       Degraded(speckle=0.3).set_random_state(1)({"hr": hr})["lr"])
