@@ -21,7 +21,8 @@ def test_preparation_run_holds_counts_splits_and_files_but_no_folder_names(tmp_p
     options = PrepareOptions(val_fraction=0.34, test_fraction=0.34)
     report = prepare_dataset([tmp_path / "src"], tmp_path / "ds", options)
 
-    run = mlflow.MlflowClient().get_run(log_preparation(report, options))
+    run_id = log_preparation(report, options)  # first: it points MLflow at this test's store
+    run = mlflow.MlflowClient().get_run(run_id)
 
     assert run.data.tags["stage"] == "preprocess" and run.data.tags["dataset_hash"] == report.dataset_hash
     assert (run.data.params["n_groups"], run.data.params["n_bscans"], run.data.params["scale"]) == ("3", "3", "4")
