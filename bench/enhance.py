@@ -11,7 +11,7 @@ installed, else a random init), and times:
   AMX, or on a GPU; on an AVX2-only CPU it is emulated and several times slower than fp32).
 
 Ratios are against fp32 eager in the same process. The glibc allocator settings from
-``/work/shared/design.md`` make timings faster and steadier; the script prints whether they are set:
+``docs/architecture.md`` (Speed) make timings faster and steadier; the script prints whether they are set:
 
     MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 MALLOC_TOP_PAD_=1000000000 \\
         python bench/enhance.py [--quick]

@@ -6,7 +6,7 @@ Inference rows time the generator on one 450x900 B-scan at x4 (LR 112x225 -> 448
 output megapixels/s, plus the max abs difference from the fp32 baseline output.
 
 The glibc allocator's defaults make large passes page-fault constantly and timings swing 30-50 %
-(design.md, 'Speed'); run with the tunables for stable, faster figures:
+(docs/architecture.md, 'Speed'); run with the tunables for stable, faster figures:
 
     MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 MALLOC_TOP_PAD_=1000000000 \\
         python bench/train_step.py            # --quick: fewer repeats; --only srresnet|srgan|inference

@@ -2,7 +2,7 @@
 
 With glibc's defaults every large activation is its own ``mmap``: freed at once and page-faulted
 back on the next pass, hundreds of thousands of faults per B-scan, which made CPU inference
-1.4-1.8x slower and its timing swing 30-50 % (design.md, "Speed"). The same settings as the
+1.4-1.8x slower and its timing swing 30-50 % (docs/architecture.md, "Speed"). The same settings as the
 ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=... MALLOC_TOP_PAD_=...`` environment variables, applied
 with ``mallopt`` at start-up so a plain ``oct-srgan enhance`` gets them too. Variables the user set
 win; other C libraries are left alone.

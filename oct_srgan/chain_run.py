@@ -41,7 +41,7 @@ def headline_metrics(label: str, summary_csv: Path) -> dict[str, float]:
 def record_chain(dataset_dir: Path, evaluations: Mapping[str, Path], model_file: Path | None) -> None:
     """Log onto the active (parent) run the dataset's splits, each evaluation's headline gains and the
     trained model as the run's output (its LoggedModel and registered version, when it has them)."""
-    from oct_srgan.mlflow_model import find_model_record
+    from oct_srgan.model_registry import find_model_record
 
     dataset = open_dataset(dataset_dir)
     tracking.log_dataset_splits(dataset.manifest, dataset.dataset_hash)

@@ -19,7 +19,7 @@ import torch
 
 from .errors import ModelError
 from .fsutil import atomic_path
-from .models.generator import SPEC_DEFAULTS
+from .models.architectures import full_spec
 
 GENERATOR_FORMAT = "oct-srgan-generator/1"
 TRAINING_KEYS = ("generator", "step", "model_spec")
@@ -120,7 +120,11 @@ def load_generator_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict
     if not all(isinstance(v, torch.Tensor) for v in weights.values()):
         raise ModelError(f"{path}: its state_dict holds values that are not tensors")
     weights = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
-    return weights, {**SPEC_DEFAULTS, **spec}, dict(meta)
+    try:
+        spec = full_spec(spec)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
+    return weights, spec, dict(meta)
 
 
 def ema_weights(ema_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -131,9 +135,9 @@ def ema_weights(ema_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def check_spec(path: str | Path, found: dict[str, Any], expected: dict[str, Any]) -> None:
     """Refuse weights made for another architecture, naming the first differing field.
 
-    Keys missing from an older spec mean their :data:`SPEC_DEFAULTS` value (today's architecture).
+    Keys missing from an older spec mean their architecture's default (``full_spec``).
     """
-    found, expected = {**SPEC_DEFAULTS, **found}, {**SPEC_DEFAULTS, **expected}
+    found, expected = full_spec(found), full_spec(expected)
     for key in sorted(set(found) | set(expected)):
         if found.get(key) != expected.get(key):
             raise ModelError(

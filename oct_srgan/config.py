@@ -68,6 +68,10 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
+    # A generator architecture's name (``oct_srgan.models.ARCHITECTURES``); its builder's parameters
+    # come from the fields below or, for those without one, from ``options``.
+    arch: str = "srresnet"
+    options: dict[str, Any] = field(default_factory=dict)
     in_channels: int = 1
     channels: int = 64
     num_blocks: int = 16
@@ -302,10 +306,6 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
 
 def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
-
-
-def from_dict(data: dict[str, Any]) -> Config:
-    return _build(Config, data)
 
 
 def flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -38,12 +38,8 @@ Precision = StrEnum("Precision", {"FP32": "fp32", "BF16": "bf16"})
 InferencePrecision = StrEnum("InferencePrecision", {"AUTO": "auto", "FP32": "fp32", "BF16": "bf16"})
 # How overlapping tiles are blended: smooth Gaussian weights or a step (plain cropping).
 BlendMode = StrEnum("BlendMode", {"GAUSSIAN": "gaussian", "CONSTANT": "constant"})
-# What training and evaluation score against: the clean reference, the scan itself, or ``auto``.
-Target = StrEnum("Target", {"AUTO": "auto", "REFERENCE": "reference", "SELF": "self"})
 # The splits of a prepared dataset.
 Split = StrEnum("Split", {"TRAIN": "train", "VAL": "val", "TEST": "test"})
-# The training stages: SRResNet (pixel loss) and SRGAN (adversarial fine-tuning).
-Stage = StrEnum("Stage", {"SRRESNET": "srresnet", "SRGAN": "srgan"})
 # SSIM window: MONAI's Gaussian 11x11 (what SR papers report) or scikit-image's uniform 7x7.
 SsimKind = StrEnum("SsimKind", {"GAUSSIAN": "gaussian", "UNIFORM": "uniform"})
 

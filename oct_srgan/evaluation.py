@@ -40,7 +40,7 @@ from oct_srgan.scoring import EvaluationResult, evaluate_items, methods_for, opt
 from oct_srgan.transforms import downscale
 
 if TYPE_CHECKING:
-    from oct_srgan.mlflow_model import ModelRecord
+    from oct_srgan.model_registry import ModelRecord
 
 BENCHMARKS = ("set5", "set14")
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff")
@@ -168,7 +168,7 @@ def evaluation_run_name(model: str, protocol_name: str) -> str:
 
 def _model_record(model: ModelUnderTest) -> ModelRecord | None:
     """The MLflow LoggedModel / registered version the evaluated weights came from, if any."""
-    from oct_srgan.mlflow_model import find_model_record
+    from oct_srgan.model_registry import find_model_record
 
     try:
         return find_model_record(model.name, None if model.name.startswith("models:/") else model.model.file)
@@ -310,7 +310,7 @@ def _tracked(model: ModelUnderTest, n_images: int, protocol: _Protocol, options:
         for path in result.files.values():
             tracking.log_artifact(path, "figures" if path.suffix == ".png" else "tables")
     if record is not None and headline:
-        from oct_srgan.mlflow_model import record_evaluation
+        from oct_srgan.model_registry import record_evaluation
 
         details = {"run_id": run.info.run_id, "n_images": str(n_images), "target": result.target}
         if dataset is not None:

@@ -168,7 +168,7 @@ def locate_model_file(spec: str | Path, what: str = "model") -> tuple[Path, str]
     """
     text = str(spec)
     if text.startswith(MLFLOW_SCHEMES):
-        from .mlflow_model import download_generator_file
+        from .model_download import download_generator_file
 
         return download_generator_file(text), text
     path = Path(spec).expanduser()

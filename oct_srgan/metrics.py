@@ -10,19 +10,21 @@ Which SSIM is which:
   scikit-image defaults.
 
 Measured on Set5, bicubic x4, Y channel, 4-pixel border shaved, 8-bit LR and SR (the SRGAN
-paper's protocol; ``tests/test_metrics.py`` checks these): PSNR 28.43 dB (paper 28.43), Gaussian
+paper's protocol; ``tests/integration/test_metrics.py`` checks these): PSNR 28.43 dB (paper 28.43), Gaussian
 SSIM 0.8113 (the value most SR papers list for bicubic, computed with MATLAB, is 0.8104), uniform
 SSIM 0.8232. The SRGAN paper's bicubic SSIM, 0.8211, matches neither exactly; compare SSIMs only
 when they come from the same implementation.
 
 ``shave`` removes that many pixels from every border (both axes, also for lateral-only SR, so one
 setting serves both) before any metric, as SR papers do to ignore border effects.
+
+The functions here compute; ``metric_table`` says which of them evaluations report and how.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,8 +34,6 @@ from scipy import stats
 from skimage.metrics import structural_similarity
 
 from oct_srgan.enums import SsimKind, look_up_option
-
-METRICS = ("psnr", "ssim", "ms_ssim")
 
 # MS-SSIM uses five scales (2x average pooling between them) with an 11-pixel window; MONAI requires
 # each side // 16 > 10, so images with a side under 176 pixels get NaN rather than a number computed
@@ -120,72 +120,6 @@ def crop_to_common(*images: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return tuple(x[..., :h, :w] for x in images)
 
 
-def scores(
-    output: torch.Tensor,
-    target: torch.Tensor,
-    *,
-    data_range: float = 1.0,
-    shave: int = 0,
-    measures: Sequence[str] = ("psnr", "ssim"),
-    ssim_kind: str = "gaussian",
-) -> dict[str, float]:
-    """Each of ``measures`` (names in :data:`METRICS`) of one [1,C,H,W] output against its target."""
-    measure = {
-        "psnr": lambda: psnr(output, target, data_range, shave),
-        "ssim": lambda: ssim(output, target, data_range, shave, kind=ssim_kind),
-        "ms_ssim": lambda: ms_ssim(output, target, data_range, shave),
-    }
-    return {name: float(measure[name]()[0]) for name in measures}
-
-
-def score_against(
-    target: torch.Tensor, outputs: Mapping[str, torch.Tensor], *, data_range: float = 1.0, shave: int = 0
-) -> dict[str, dict[str, float]]:
-    """PSNR and SSIM of each named [1,C,H,W] output (e.g. model and bicubic) against one target.
-
-    Training validation and the server's check mode both report a model next to its bicubic
-    baseline this way, so their numbers agree for the same images.
-    """
-    return {name: scores(out, target, data_range=data_range, shave=shave) for name, out in outputs.items()}
-
-
-def evaluate_images(
-    items: Iterable[Mapping],
-    methods: Mapping[str, Callable[[torch.Tensor], torch.Tensor]],
-    *,
-    data_range: float = 1.0,
-    shave: int = 0,
-    y_channel: bool = False,
-    ssim_kind: str = "gaussian",
-    quantize_bits: int | None = None,
-) -> list[dict]:
-    """One row per (image, method) with PSNR, SSIM and MS-SSIM of the method's output against HR.
-
-    ``items`` hold ``id``, ``lr`` [C,h,w] and ``hr`` [C,H,W] in [0, 1]; each method maps a [1,C,h,w]
-    LR batch to a [1,C,H,W] SR batch. Outputs are clamped to [0, 1] (and rounded to
-    ``quantize_bits`` levels if given) before scoring; ``y_channel`` scores the MATLAB Y channel.
-    """
-    rows = []
-    with torch.no_grad():
-        for item in items:
-            lr, hr = item["lr"][None].float(), item["hr"][None].float()
-            if quantize_bits:
-                hr = quantize(hr, quantize_bits)
-            for name, method in methods.items():
-                sr = method(lr).detach().float().cpu().clamp(0, 1)
-                if sr.shape != hr.shape:
-                    raise ValueError(f"{name} made {tuple(sr.shape)} for image {item['id']}, HR is {tuple(hr.shape)}")
-                if quantize_bits:
-                    sr = quantize(sr, quantize_bits)
-                a, b = (rgb_to_y(sr), rgb_to_y(hr)) if y_channel else (sr, hr)
-                rows.append({
-                    "id": item["id"],
-                    "method": name,
-                    **scores(a, b, data_range=data_range, shave=shave, measures=METRICS, ssim_kind=ssim_kind),
-                })
-    return rows
-
-
 def _stats(values: np.ndarray, confidence: float) -> dict:
     """n, mean, sample std and the t-distribution confidence interval of the mean of finite values
     (NaN below :data:`MIN_INTERVAL_UNITS` values: see :func:`interval_text`)."""
@@ -220,7 +154,8 @@ def summarize(
     Non-finite values (PSNR of identical images, MS-SSIM of small images) are left out of every
     statistic, and ``n`` says how many were used.
     """
-    metrics = [m for m in (metrics or METRICS) if m in rows.columns]
+    keys = ("id", "method", "group_id", "target")
+    metrics = [m for m in (metrics or [c for c in rows.columns if c not in keys]) if m in rows.columns]
     out = []
     for name, group in rows.groupby("method", sort=False):
         for metric in metrics:
@@ -313,13 +248,3 @@ def epi(image: np.ndarray, reference: np.ndarray, sigma: float = EPI_SIGMA) -> f
     a, b = a - a.mean(), b - b.mean()
     denom = math.sqrt(float((a * a).sum()) * float((b * b).sum()))
     return float((a * b).sum() / denom) if denom > 0 else math.nan
-
-
-def oct_quality(image: torch.Tensor, reference: torch.Tensor, shave: int = 0) -> dict[str, float]:
-    """CNR, ENL and EPI of one grey [1, H, W] (or [H, W]) image against its reference B-scan."""
-    img = image.detach().float().cpu().numpy().reshape(image.shape[-2:])
-    ref = reference.detach().float().cpu().numpy().reshape(reference.shape[-2:])
-    if shave:
-        img, ref = img[shave:-shave, shave:-shave], ref[shave:-shave, shave:-shave]
-    signal, background = oct_rois(ref)
-    return {"cnr": cnr(img, signal, background), "enl": enl(img, signal), "epi": epi(img, ref)}

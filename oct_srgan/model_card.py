@@ -26,6 +26,7 @@ from oct_srgan.enums import Split, values
 from oct_srgan.evaluation import EvalOptions, evaluate_split, open_model
 from oct_srgan.fsutil import atomic_path
 from oct_srgan.loading import OctSrganWeights
+from oct_srgan.metric_table import metric_names
 from oct_srgan.model_card_sections import cv_section, noref_section, protocols_section
 from oct_srgan.scoring import EvaluationResult, summary_markdown
 
@@ -145,24 +146,12 @@ def _title(name: str, spec: dict[str, Any], file: Path, n_params: int) -> list[s
     ]
 
 
-def card_text(
-    spec: dict[str, Any], metas: list[dict[str, Any]], result: EvaluationResult, dataset: Any, n_params: int, file: Path,
-    stage_results: list[tuple[str, EvaluationResult]] | None = None, extra: list[str] | None = None, name: str = "default",
-) -> str:
-    """The model card in Markdown: data and split, recipe, steps, wall time, hardware, test numbers."""
+def _model_and_data(spec: dict[str, Any], dataset: Any) -> list[str]:
+    """The card's Model and Data sections: the architecture, and the data set with its split."""
     counts = {s: len(dataset.split(s)) for s in values(Split)}
     groups = {s: dataset.split(s)["group_id"].nunique() for s in values(Split)}
-    psnr_m, psnr_b = result.mean("model", "psnr"), result.mean("bicubic", "psnr")
-    ssim_m, ssim_b = result.mean("model", "ssim"), result.mean("bicubic", "ssim")
     deg = dataset.degradation
-    lines = [
-        *_title(name, spec, file, n_params),
-        f"On the held-out test subjects, scored against "
-        f"{'their registered-average (clean) reference B-scans' if result.target == 'reference' else 'the scans themselves'}: "
-        f"**{psnr_m:.2f} dB PSNR / {ssim_m:.4f} SSIM** against "
-        f"**{psnr_b:.2f} dB / {ssim_b:.4f}** for bicubic upscaling of the same LR "
-        f"(grey channel, data range 1, {spec['scale']}-pixel border shaved).",
-        "",
+    return [
         "## Model",
         "",
         f"SRResNet generator (Ledig et al. 2017) with {spec['num_blocks']} residual blocks of {spec['channels']} "
@@ -180,6 +169,42 @@ def card_text(
         f"LR = `{deg.get('mode')}` x{dataset.scale} degradation of `{deg.get('axes')}` axes, speckle {deg.get('speckle')}. "
         f"Dataset hash `{dataset.dataset_hash}`.",
         "",
+    ]
+
+
+def _evaluation_section(result: EvaluationResult, extra: list[str], name: str) -> list[str]:
+    """The card's test-split evaluation: the tables, the protocols and ``extra`` sections, and how to read them."""
+    return [
+        "## Evaluation on the test split",
+        "",
+        f"`oct-srgan evaluate --model {name} --data <preprocess of ../shared/data/oct/duke_bioptigen> --split test`",
+        "",
+        *_evaluation_tables(result),
+        *protocols_section(result.protocols),
+        *extra,
+        "`model - bicubic` rows are paired differences with a 95% t-interval; CNR (dB) and ENL use ROIs chosen on "
+        "the reference (vitreous above the retina, brightest 5% layer band), EPI is the correlation of the Laplacians of Gaussian (sigma 2 px, the layer scale) with "
+        "the target (`oct_srgan/metrics.py`).",
+        "",
+    ]
+
+
+def card_text(
+    spec: dict[str, Any], metas: list[dict[str, Any]], result: EvaluationResult, dataset: Any, n_params: int, file: Path,
+    stage_results: list[tuple[str, EvaluationResult]] | None = None, extra: list[str] | None = None, name: str = "default",
+) -> str:
+    """The model card in Markdown: data and split, recipe, steps, wall time, hardware, test numbers."""
+    psnr_m, psnr_b = result.mean("model", "psnr"), result.mean("bicubic", "psnr")
+    ssim_m, ssim_b = result.mean("model", "ssim"), result.mean("bicubic", "ssim")
+    lines = [
+        *_title(name, spec, file, n_params),
+        f"On the held-out test subjects, scored against "
+        f"{'their registered-average (clean) reference B-scans' if result.target == 'reference' else 'the scans themselves'}: "
+        f"**{psnr_m:.2f} dB PSNR / {ssim_m:.4f} SSIM** against "
+        f"**{psnr_b:.2f} dB / {ssim_b:.4f}** for bicubic upscaling of the same LR "
+        f"(grey channel, data range 1, {spec['scale']}-pixel border shaved).",
+        "",
+        *_model_and_data(spec, dataset),
         "## Recipe",
         "",
         "| stage | config | steps | wall time | device | MLflow run |",
@@ -199,17 +224,7 @@ def card_text(
         *stage_comparison(stage_results),
         "Retrain with one command: `bash scripts/train_default_model.sh`.",
         "",
-        "## Evaluation on the test split",
-        "",
-        f"`oct-srgan evaluate --model {name} --data <preprocess of ../shared/data/oct/duke_bioptigen> --split test`",
-        "",
-        *_evaluation_tables(result),
-        *protocols_section(result.protocols),
-        *(extra or []),
-        "`model - bicubic` rows are paired differences with a 95% t-interval; CNR (dB) and ENL use ROIs chosen on "
-        "the reference (vitreous above the retina, brightest 5% layer band), EPI is the correlation of the Laplacians of Gaussian (sigma 2 px, the layer scale) with "
-        "the target (`oct_srgan/metrics.py`).",
-        "",
+        *_evaluation_section(result, extra or [], name),
         "## Intended use and limits",
         "",
         "Research on OCT image enhancement. Not a medical device; do not base diagnoses on enhanced images. "
@@ -248,7 +263,7 @@ def package(generator_file: Path, dataset_dir: Path, out_dir: Path, stage_files:
         "dataset_hash": dataset.dataset_hash,
         "n_images": final.n_images,
         "target": result.target,
-        **{f"{m}_{k}": result.mean(m, k) for m in ("model", "bicubic") for k in ("psnr", "ssim")},
+        **{f"{m}_{k}": result.mean(m, k) for m in ("model", "bicubic") for k in metric_names(headline=True)},
     }
     entry = OctSrganWeights.from_name(name)
     if entry is None:

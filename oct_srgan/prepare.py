@@ -39,33 +39,13 @@ from oct_srgan.fsutil import atomic_dir, refuse_overlap
 from oct_srgan.io import Scan, find_scans, read_scan
 from oct_srgan.pairing import Reference, SourceScan, crop_to_scale, find_reference
 from oct_srgan.splitting import ContentJoins, check_fractions, content_key, dataset_key, group_of, keyed_id
-from oct_srgan.transforms import Degraded
+from oct_srgan.transforms import Degrade
 
 SPLITS = values(Split)
 MANIFEST_COLUMNS = [
-    "split",
-    "group_id",
-    "scan_id",
-    "bscan",
-    "hr_path",
-    "lr_path",
-    "height",
-    "width",
-    "lr_height",
-    "lr_width",
-    "row_spacing",
-    "col_spacing",
-    "slice_spacing",
-    "source_format",
-    "bit_depth",
-    "source_hash",
-    "hr_sha256",
-    "ref_path",
-    "is_reference",
-    "ref_shift_y",
-    "ref_shift_x",
-    "ref_gain",
-    "ref_offset",
+    "split", "group_id", "scan_id", "bscan", "hr_path", "lr_path", "height", "width", "lr_height", "lr_width",
+    "row_spacing", "col_spacing", "slice_spacing", "source_format", "bit_depth", "source_hash", "hr_sha256",
+    "ref_path", "is_reference", "ref_shift_y", "ref_shift_x", "ref_gain", "ref_offset",
 ]
 
 
@@ -123,11 +103,11 @@ def _write_png16(path: Path, img: np.ndarray) -> None:
     Image.fromarray(img).save(path, format="PNG", compress_level=3)
 
 
-def _write_lr(tmp: Path, row: dict, degrade: Degraded) -> np.ndarray:
+def _write_lr(tmp: Path, row: dict, degrade: Degrade) -> np.ndarray:
     """Read the staged HR back (exact 16-bit PNG) and write its fixed LR; the HR is returned for the preview."""
     hr16 = np.asarray(Image.open(tmp / row["hr_path"]))
     hr_t = torch.from_numpy(hr16.astype(np.float32) / 65535.0)[None]
-    lr = degrade({"hr": hr_t})["lr"][0].numpy()
+    lr = degrade(hr_t)[0].numpy()
     row["lr_path"] = row["hr_path"][: -len("_hr.png")] + "_lr.png"
     _write_png16(tmp / row["lr_path"], _to_u16(lr))
     row["lr_height"], row["lr_width"] = lr.shape
@@ -235,7 +215,7 @@ class _Stager:
 
 
 def _place(tmp: Path, group_ids: dict[str, str], split_of: dict[str, str], rows_of: dict[str, list[dict]],
-           degrade: Degraded) -> tuple[list[dict], np.ndarray]:
+           degrade: Degrade) -> tuple[list[dict], np.ndarray]:
     """Move each staged group under its split, writing the fixed LR of val/test; (rows, a preview HR)."""
     staging = tmp / ".staging"
     rows: list[dict] = []
@@ -298,9 +278,9 @@ def _write_tables(tmp: Path, rows: list[dict], options: PrepareOptions, stager: 
     return manifest, dataset_hash
 
 
-def _write_preview(path: Path, hr16: np.ndarray, degrade: Degraded, options: PrepareOptions) -> None:
+def _write_preview(path: Path, hr16: np.ndarray, degrade: Degrade, options: PrepareOptions) -> None:
     hr_t = torch.from_numpy(hr16.astype(np.float32) / 65535.0)[None]
-    fig = degradation_preview(hr_t[0].numpy(), degrade({"hr": hr_t})["lr"][0].numpy(), scale=options.scale,
+    fig = degradation_preview(hr_t[0].numpy(), degrade(hr_t)[0].numpy(), scale=options.scale,
                               axes=options.degradation.axes, mode=options.degradation.mode)
     save_figure(fig, path, dpi=100)
 
@@ -338,8 +318,7 @@ def prepare_dataset(
     files = _find_files(roots, options)
     key = dataset_key(f for f, _, _ in files)
     deg = options.degradation
-    degrade = Degraded(keys="hr", lr_key="lr", scale=options.scale, mode=deg.mode, axes=deg.axes, speckle=deg.speckle,
-                       seed=options.seed)
+    degrade = Degrade(scale=options.scale, mode=deg.mode, axes=deg.axes, speckle=deg.speckle, seed=options.seed)
     by_group: dict[str, list[tuple[Path, str]]] = {}
     for path, group, rel in files:
         by_group.setdefault(group, []).append((path, rel))
@@ -365,37 +344,3 @@ def prepare_dataset(
             groups[s].append(g)
     return PrepareReport(out=out, dataset_hash=dataset_hash, manifest=manifest, skipped=stager.skipped, groups=groups,
                          preview=out / "preview.png", joined=_joined(by_group, stager.joins.shared))
-
-
-def tracking_params(report: PrepareReport, options: PrepareOptions) -> dict[str, object]:
-    """The params logged for a preprocess run: counts and options, no names or paths."""
-    m = report.manifest
-    params: dict[str, object] = {
-        "scale": options.scale,
-        "seed": options.seed,
-        "folds": options.folds,
-        "fold": options.fold,
-        "val_fraction": options.val_fraction,
-        "test_fraction": options.test_fraction,
-        "group_pattern": options.group_pattern or "parent-folder",
-        "bscan_axis": options.bscan_axis if options.bscan_axis is not None else "auto",
-        "degradation.mode": options.degradation.mode,
-        "degradation.axes": options.degradation.axes,
-        "degradation.speckle": options.degradation.speckle,
-        "n_scans": int(m["scan_id"].nunique()),
-        "n_bscans": len(m),
-        "n_groups": int(m["group_id"].nunique()),
-        "n_skipped": len(report.skipped),
-        "reference": "yes" if options.reference else "no",
-        "n_bscans_with_reference": int((m["ref_path"] != "").sum()),
-        "register": options.register if options.reference else "n/a",
-        "intensity_match": options.intensity_match if options.reference else "n/a",
-        "ref_gain_range": (f"{m['ref_gain'].min():.3f}-{m['ref_gain'].max():.3f}" if len(m) else "n/a"),
-        "max_abs_ref_shift_px": int(m[["ref_shift_y", "ref_shift_x"]].abs().to_numpy().max()) if len(m) else 0,
-        "n_joined_group_pairs": len(report.joined),
-    }
-    for s in SPLITS:
-        part = m[m["split"] == s]
-        params[f"n_bscans.{s}"] = len(part)
-        params[f"n_groups.{s}"] = int(part["group_id"].nunique())
-    return params

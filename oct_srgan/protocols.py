@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from oct_srgan.fsutil import atomic_path
-from oct_srgan.metrics import scores
+from oct_srgan.metric_table import score
 from oct_srgan.transforms import downscale, upscale_bicubic, upscale_linear
 
 
@@ -46,8 +46,8 @@ def protocols_for(axes: str) -> list[str]:
 
 
 def _score(sr: torch.Tensor, reference: torch.Tensor, matched: torch.Tensor, shave: int) -> dict[str, float]:
-    plain = scores(sr, reference[None].float(), shave=shave)
-    fitted = scores(sr, matched[None].float(), shave=shave)
+    plain = score(sr, reference[None].float(), shave=shave, names=("psnr", "ssim"))
+    fitted = score(sr, matched[None].float(), shave=shave, names=("psnr", "ssim"))
     return {**plain, "psnr_matched": fitted["psnr"], "ssim_matched": fitted["ssim"]}
 
 

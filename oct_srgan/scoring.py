@@ -20,7 +20,8 @@ from torch import nn
 from oct_srgan.errors import DataError, WeightsNotFoundError
 from oct_srgan.figures import evaluation_comparison, gain_histogram, save_figure
 from oct_srgan.fsutil import atomic_path
-from oct_srgan.metrics import METRICS, MIN_INTERVAL_UNITS, content_distance, interval_text, oct_quality, quantize, rgb_to_y, scores, summarize
+from oct_srgan.metric_table import metric_names, score
+from oct_srgan.metrics import MIN_INTERVAL_UNITS, content_distance, interval_text, quantize, rgb_to_y, summarize
 from oct_srgan.transforms import upscale_bicubic, upscale_linear, upscale_nearest
 
 if TYPE_CHECKING:
@@ -113,12 +114,9 @@ def _content_rows(items: list[dict[str, Any]], methods: dict[str, Method], extra
 
 
 def _score(sr: torch.Tensor, target: torch.Tensor, *, shave: int, y_channel: bool, oct_measures: bool) -> dict[str, float]:
-    """PSNR/SSIM/MS-SSIM (and, for grey OCT, CNR/ENL/EPI) of one [1, C, H, W] output against its target."""
+    """Every metric of the table (the grey-only ones for grey OCT) of one [1, C, H, W] output against its target."""
     a, b = (rgb_to_y(sr), rgb_to_y(target)) if y_channel else (sr, target)
-    row = scores(a, b, shave=shave, measures=METRICS)
-    if oct_measures:
-        row.update(oct_quality(a[0], b[0], shave))
-    return row
+    return score(a, b, shave=shave, grey=oct_measures)
 
 
 def _targets(item: dict[str, Any]) -> dict[str, torch.Tensor]:
@@ -197,7 +195,7 @@ def evaluate_items(
     out_dir.mkdir(parents=True, exist_ok=True)
     table, outputs = score_items(items, methods, shave=shave, y_channel=y_channel, quantize_bits=quantize_bits,
                                  oct_measures=oct_measures, progress=progress)
-    metrics = [m for m in (*METRICS, "cnr", "enl", "epi") if m in table.columns]
+    metrics = [m for m in metric_names() if m in table.columns]
     headline = "reference" if "reference" in set(table["target"]) else "self"
     if extractor is not None:
         content = _content_rows(items, methods, extractor)

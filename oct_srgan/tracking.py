@@ -1,6 +1,6 @@
 """The one place that talks to MLflow.
 
-The default store is ``mlruns/`` in the working directory (SQLite + artifacts, design.md);
+The default store is ``mlruns/`` in the working directory (SQLite + artifacts, docs/architecture.md);
 ``MLFLOW_TRACKING_URI`` overrides it so a team's server works unchanged. Callers pass only values
 that are safe to record: hashes, counts and config values, never patient fields or source paths.
 """
@@ -12,7 +12,6 @@ import functools
 import logging
 import os
 import subprocess
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -176,28 +175,12 @@ def log_figure(fig: Any, artifact_file: str) -> None:
     plt.close(fig)
 
 
-def log_image_file(image_path: str | Path, artifact_file: str) -> None:
-    import mlflow
-
-    with tempfile.TemporaryDirectory() as tmp:
-        target = Path(tmp) / Path(artifact_file).name
-        target.write_bytes(Path(image_path).read_bytes())
-        mlflow.log_artifact(str(target), artifact_path=str(Path(artifact_file).parent) or None)
-
-
 def log_model_output(model_id: str, step: int = 0) -> None:
     """Record a LoggedModel as an output of the active run: MLflow lists it on the run's page."""
     import mlflow
     from mlflow.entities import LoggedModelOutput
 
-    mlflow.MlflowClient().log_outputs(active_run_id(), [LoggedModelOutput(model_id, step)])
-
-
-def active_run_id() -> str | None:
-    import mlflow
-
-    active = mlflow.active_run()
-    return active.info.run_id if active is not None else None
+    mlflow.MlflowClient().log_outputs(mlflow.active_run().info.run_id, [LoggedModelOutput(model_id, step)])
 
 
 @functools.cache

@@ -29,10 +29,10 @@ from monai.transforms import (
     RandShiftIntensityd,
     RandSpatialCropd,
     ScaleIntensityRanged,
-    SpatialCrop,
+    Transform,
 )
 from monai.transforms.utils import scale_affine
-from monai.utils import ensure_tuple, ensure_tuple_rep
+from monai.utils import ensure_tuple_rep
 from monai.utils.misc import get_seed
 
 from .config import ConfigError, DataConfig, DegradationConfig, MixConfig
@@ -117,13 +117,41 @@ def _with_meta_of(src: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     return MetaTensor(out, affine=affine @ torch.as_tensor(scaling, dtype=affine.dtype), meta=meta)
 
 
-class Degraded(Randomizable, MapTransform):
-    """Add ``lr_key`` = degraded copy of ``keys`` (downscale, then optional speckle, clipped to [0, 1]).
+class Degrade(Randomizable, Transform):
+    """LR of one image ``[C, H, W]`` (or ``[B, C, H, W]``): downscale, then optional speckle, clipped to [0, 1].
 
     Random only through speckle. With ``seed`` set, each image gets noise seeded by ``seed`` and a
     checksum of its pixels, so the fixed val/test LR does not depend on the order images come in.
     Clipping mirrors MATLAB writing a uint8 image: the bicubic lobes overshoot [0, 1] at edges.
     """
+
+    def __init__(self, scale: int = 4, mode: Mode = "bicubic", axes: Axes = "both", speckle: float = 0.0,
+                 seed: int | None = None) -> None:
+        look_up_option(mode, DegradationMode, "mode")
+        _factors(scale, axes)
+        if speckle < 0:
+            raise ValueError(f"speckle must be >= 0, got {speckle}")
+        self.scale, self.mode, self.axes, self.speckle, self.seed = scale, mode, axes, float(speckle), seed
+        self.set_random_state(seed=get_seed())
+
+    def randomize(self, data: None = None) -> None:
+        """No per-call state: the noise is drawn from ``self.R`` while it is applied."""
+
+    def _noise_source(self, hr: torch.Tensor) -> RandomSource:
+        if self.seed is None:
+            return self.R
+        checksum = zlib.crc32(np.ascontiguousarray(hr.detach().cpu().numpy()).tobytes())
+        return np.random.default_rng([self.seed, checksum])
+
+    def __call__(self, hr: torch.Tensor) -> torch.Tensor:
+        lr = downscale(hr, self.scale, self.mode, self.axes)
+        if self.speckle > 0:
+            lr = add_speckle(lr, self.speckle, self._noise_source(_plain(hr)))
+        return _with_meta_of(hr, lr.clamp(0.0, 1.0).to(dtype=hr.dtype))
+
+
+class Degraded(Randomizable, MapTransform):
+    """Dictionary form of :class:`Degrade`: add ``lr_key`` = the LR of each of ``keys``."""
 
     def __init__(
         self,
@@ -137,80 +165,20 @@ class Degraded(Randomizable, MapTransform):
         allow_missing_keys: bool = False,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        look_up_option(mode, DegradationMode, "mode")
-        _factors(scale, axes)
-        if speckle < 0:
-            raise ValueError(f"speckle must be >= 0, got {speckle}")
         self.lr_keys = ensure_tuple_rep(lr_key, len(self.keys))
-        self.scale, self.mode, self.axes, self.speckle, self.seed = scale, mode, axes, float(speckle), seed
-        self.set_random_state(seed=get_seed())
+        self.degrade = Degrade(scale, mode, axes, speckle, seed)
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None) -> Degraded:
+        self.degrade.set_random_state(seed, state)
+        return self
 
     def randomize(self, data: None = None) -> None:
-        """No per-call state: the noise is drawn from ``self.R`` while it is applied."""
-
-    def _noise_source(self, hr: torch.Tensor) -> RandomSource:
-        if self.seed is None:
-            return self.R
-        checksum = zlib.crc32(np.ascontiguousarray(hr.detach().cpu().numpy()).tobytes())
-        return np.random.default_rng([self.seed, checksum])
+        """No per-call state: :class:`Degrade` draws its noise while it is applied."""
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
         for key, lr_key in self.key_iterator(d, self.lr_keys):
-            hr = d[key]
-            lr = downscale(hr, self.scale, self.mode, self.axes)
-            if self.speckle > 0:
-                lr = add_speckle(lr, self.speckle, self._noise_source(_plain(hr)))
-            d[lr_key] = _with_meta_of(hr, lr.clamp(0.0, 1.0).to(dtype=hr.dtype))
-        return d
-
-
-class PairedRandCropd(Randomizable, MapTransform):
-    """Crop LR at a random position and HR at exactly ``scale`` times that position and size.
-
-    For data whose LR is already made (fixed degradations, precomputed speckle). Nothing is padded:
-    an image smaller than the crop is an error, not a silently smaller patch.
-    """
-
-    def __init__(
-        self,
-        lr_key: str = "lr",
-        hr_key: str = "hr",
-        lr_size: Sequence[int] = (24, 24),
-        scale: int = 4,
-        axes: Axes = "both",
-    ) -> None:
-        MapTransform.__init__(self, (lr_key, hr_key))
-        self.lr_key, self.hr_key = lr_key, hr_key
-        self.lr_size = tuple(int(s) for s in ensure_tuple(lr_size))
-        if len(self.lr_size) != 2 or min(self.lr_size) < 1:
-            raise ValueError(f"lr_size must be two positive integers (h, w), got {lr_size!r}")
-        self.factors = _factors(scale, axes)
-        self.scale, self.axes = scale, axes
-        self._start = (0, 0)
-        self.set_random_state(seed=get_seed())
-
-    def randomize(self, lr_shape: Sequence[int]) -> None:
-        self._start = tuple(int(self.R.randint(0, n - c + 1)) for n, c in zip(lr_shape, self.lr_size))
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        lr, hr = d[self.lr_key], d[self.hr_key]
-        lr_shape, hr_shape = tuple(lr.shape[-2:]), tuple(hr.shape[-2:])
-        expected = tuple(n * f for n, f in zip(lr_shape, self.factors))
-        if hr_shape != expected:
-            raise ValueError(
-                f"{self.hr_key!r} is {hr_shape} but {self.lr_key!r} {lr_shape} "
-                f"x{self.scale} ({self.axes}) needs {expected}"
-            )
-        if any(n < c for n, c in zip(lr_shape, self.lr_size)):
-            raise ValueError(f"{self.lr_key!r} of size {lr_shape} is smaller than the crop {self.lr_size}")
-        self.randomize(lr_shape)
-        end = tuple(s + c for s, c in zip(self._start, self.lr_size))
-        d[self.lr_key] = SpatialCrop(roi_start=self._start, roi_end=end)(lr)
-        hr_start = tuple(s * f for s, f in zip(self._start, self.factors))
-        hr_end = tuple(e * f for e, f in zip(end, self.factors))
-        d[self.hr_key] = SpatialCrop(roi_start=hr_start, roi_end=hr_end)(hr)
+            d[lr_key] = self.degrade(d[key])
         return d
 
 
@@ -370,12 +338,4 @@ def reference_train_transforms(data_cfg: DataConfig) -> Compose:
             DeleteItemsd(keys="input"),
             PlainTensord(keys=("lr", "hr")),
         ]
-    )
-
-
-def eval_degradation(data_cfg: DataConfig, seed: int = 0) -> Degraded:
-    """The fixed degradation for val/test LR: same image in, same LR out, whatever the order."""
-    deg = data_cfg.degradation or DegradationConfig()
-    return Degraded(
-        keys="hr", lr_key="lr", scale=data_cfg.scale, mode=deg.mode, axes=deg.axes, speckle=deg.speckle, seed=seed
     )

@@ -49,7 +49,8 @@ def preprocess(
 
     from oct_srgan import tracking
     from oct_srgan.config import ConfigError, DegradationConfig, make
-    from oct_srgan.prepare import PrepareOptions, prepare_dataset, tracking_params
+    from oct_srgan.prepare import PrepareOptions, prepare_dataset
+    from oct_srgan.prepare_run import log_preparation
 
     deg = make(DegradationConfig, {"mode": degradation, "axes": axes, "speckle": speckle}, "degradation")
     options = PrepareOptions(
@@ -90,13 +91,7 @@ def preprocess(
             "both groups kept in one split",
             err=True,
         )
-    with tracking.run("preprocess", f"preprocess-{report.dataset_hash[:8]}", tags={"dataset_hash": report.dataset_hash}) as run:
-        tracking.log_params(tracking_params(report, options))
-        tracking.log_dataset_splits(report.manifest, report.dataset_hash)
-        tracking.log_artifact(report.out / "manifest.csv", "dataset")
-        tracking.log_artifact(report.out / "dataset.json", "dataset")
-        if report.preview is not None:
-            tracking.log_artifact(report.preview, "figures")
+    run_id = log_preparation(report, options)
     counts = report.counts
     typer.echo(
         f"dataset {report.dataset_hash} written to {report.out}: "
@@ -105,4 +100,4 @@ def preprocess(
         + (f"; {int((report.manifest['ref_path'] != '').sum())} paired with a reference" if reference else "")
         + (f"; {len(report.skipped)} file(s) skipped (see {report.out / 'skipped.csv'})" if report.skipped else "")
     )
-    typer.echo(f"MLflow run {run.info.run_id} in {tracking.tracking_uri()}")
+    typer.echo(f"MLflow run {run_id} in {tracking.tracking_uri()}")

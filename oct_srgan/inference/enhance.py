@@ -21,6 +21,7 @@ from ..errors import ModelError, OctSrganError, ScanError, WriteError
 from ..loading import LoadedModel, load_model
 from ..precision import choose_inference_precision
 from ..scaling import scale_factors
+from .bscans import super_resolve_bscans
 from .distributed import Share
 from .inferer import SRInferer
 from .tiling import DEFAULT_OVERLAP
@@ -61,9 +62,8 @@ def enhance_scan(
         if progress is not None:
             progress(done, total * windows)
 
-    for index in range(total):
-        lr = torch.from_numpy(np.ascontiguousarray(pixels[index], dtype=np.float32))[None, None]
-        out[index] = inferer(lr, progress=finished)[0, 0].numpy()
+    for index, _, sr in super_resolve_bscans(pixels, inferer, progress=finished):
+        out[index] = sr[0, 0].numpy()
     return scan.with_pixels(out)
 
 
@@ -106,11 +106,15 @@ class _FileProgress:
 
 
 def _split_name(path: Path) -> tuple[str, str]:
-    """File stem and extension, treating ``.nii.gz`` as one extension."""
+    """File stem and the extension its result gets: the scan's own (``.nii.gz`` as one), or for a
+    reader-only format the first suffix of the format it is written as."""
     name = path.name
-    if name.lower().endswith(".nii.gz"):
-        return name[: -len(".nii.gz")], name[-len(".nii.gz") :]
-    return path.stem, path.suffix
+    fmt = scan_io.format_of_name(path)
+    if fmt is None:
+        return path.stem, path.suffix
+    own = name[: len(name) - len(scan_io.detect.known_suffix(path) or "")]
+    target = scan_io.output_format(fmt)
+    return own, name[len(own):] if target.name == fmt else target.suffixes[0]
 
 
 def _check_writable(out_dir: Path) -> None:
@@ -182,7 +186,6 @@ def _output_target(path: Path, out_dir: Path, out_file: Path | None, suffix: str
                    claimed: dict[Path, Path]) -> tuple[Path, str | None]:
     """Where ``path`` is written, and why it is skipped instead (None: it is not)."""
     stem, ext = _split_name(path)
-    ext = scan_io.written_suffix(path) or ext
     target = out_file if out_file is not None else out_dir / f"{stem}{suffix}{ext}"
     if target in claimed:
         return target, f"{path}: same output name {target.name} as {claimed[target]}"
@@ -200,6 +203,46 @@ def _comparison(path: Path, target: Path, scan: scan_io.Scan, enhanced: scan_io.
     compare_path = target.parent / f"{_split_name(target)[0]}_compare.png"
     title = f"{path.name}: B-scan {mid + 1} of {scan.pixels.shape[0]}, x{model.scale} with {model.source}"
     return write_comparison(compare_path, scan.pixels[mid], enhanced.pixels[mid], model.scale, model.axes, title=title)
+
+
+def _destination(inputs: list[Path], out_dir: Path | None, suffix: str) -> tuple[Path, Path | None]:
+    """The output folder (default ``./enhanced``) and the one output file ``out_dir`` may name; an
+    output folder is refused when it is or holds an input folder."""
+    out_dir = Path(out_dir) if out_dir is not None else Path("enhanced")
+    out_file = output_plan([Path(p) for p in inputs], out_dir, suffix)
+    if out_file is not None:
+        return out_file.parent, out_file
+    _refuse_input_folder(inputs, out_dir)
+    return out_dir, None
+
+
+def _plan(inputs: list[Path], out_dir: Path | None, suffix: str, overwrite: bool,
+          report: EnhanceReport) -> list[tuple[Path, Path, str | None]]:
+    """(input, output, reason it is skipped or None) for every scan found, in a writable output folder."""
+    out_dir, out_file = _destination(inputs, out_dir, suffix)
+    found = _found_scans(inputs, report, None if out_file is not None else out_dir)
+    _check_writable(out_dir)
+    claimed: dict[Path, Path] = {}
+    return [(path, *_output_target(path, out_dir, out_file, suffix, overwrite, claimed)) for path in found]
+
+
+def _read(path: Path, precision: str, device: str | torch.device, max_pixels: int | None,
+          notify: Callable[[str], None] | None) -> tuple[scan_io.Scan, str]:
+    """The scan and the precision chosen for it ("auto": by its bit depth), said through ``notify`` with
+    a note for a colour scan read as grey."""
+    scan = scan_io.read_scan(path, max_pixels=max_pixels)
+    chosen, why = choose_inference_precision(precision, device, scan.bit_depth)
+    if notify is not None:
+        notify(f"{path.name}: precision {chosen} ({why})")
+        if scan.colour_note:
+            notify(f"note: {path}: {scan.colour_note}")
+    return scan, chosen
+
+
+def _derivation(loaded: LoadedModel, fidelity: float) -> str:
+    """The output's derivation line: what made it, so a reader of the file can tell."""
+    kept = f", fidelity {fidelity:g}" if fidelity else ""
+    return f"oct-srgan x{loaded.scale} super-resolution (model {loaded.source}{kept})"
 
 
 def enhance_files(
@@ -238,33 +281,18 @@ def enhance_files(
     ``share`` (a ``torchrun`` rank) enhances only its part of the planned files (see ``distributed``).
     """
     look_up_option(precision, InferencePrecision, "precision")
-    out_dir = Path(out_dir) if out_dir is not None else Path("enhanced")
-    out_file = output_plan([Path(p) for p in inputs], out_dir, suffix)
-    if out_file is not None:
-        out_dir = out_file.parent
-    else:
-        _refuse_input_folder(inputs, out_dir)
     report = EnhanceReport()
-    found = _found_scans(inputs, report, None if out_file is not None else out_dir)
-    _check_writable(out_dir)
+    plan = _plan(inputs, out_dir, suffix, overwrite, report)
     report.model = loaded = load_model(model, device)
     inferer = SRInferer(loaded, tile=tile, overlap=overlap, batch_size=batch_size, device=device,
                         precision="fp32" if precision == "auto" else precision, fidelity=fidelity)
-    derivation = (f"oct-srgan x{loaded.scale} super-resolution (model {loaded.source}"
-                  f"{f', fidelity {fidelity:g}' if fidelity else ''})")
-    claimed: dict[Path, Path] = {}
-    plan = [(path, *_output_target(path, out_dir, out_file, suffix, overwrite, claimed)) for path in found]
+    derivation = _derivation(loaded, fidelity)
     for path, target, reason in share.take(plan):
         if reason is not None:
             report.skipped.append((path, reason))
             continue
         try:
-            scan = scan_io.read_scan(path, max_pixels=max_pixels)
-            chosen, why = choose_inference_precision(precision, device, scan.bit_depth)
-            if notify is not None:
-                notify(f"{path.name}: precision {chosen} ({why})")
-                if scan.colour_note:
-                    notify(f"note: {path}: {scan.colour_note}")
+            scan, chosen = _read(path, precision, device, max_pixels, notify)
             steps = _FileProgress(path, scan.pixels.shape[0], progress, on_start)
             enhanced = enhance_scan(scan, inferer.with_precision(chosen), progress=steps.computed, on_start=steps.start)
             scan_io.write_scan(enhanced, target, derivation=derivation, overwrite=overwrite)

@@ -20,8 +20,7 @@ from torch import nn
 from ..enums import BlendMode, Precision, look_up_option, values
 from ..errors import ModelError
 from ..loading import LoadedModel
-from ..models import fold_batchnorm
-from ..models.fused import can_fuse, fuse_pointwise
+from ..models import fold_batchnorm, for_inference
 from ..scaling import scale_factors
 from .fidelity import keep_input
 from .tiling import DEFAULT_OVERLAP, activation_bytes_per_pixel, auto_tile, tiles_per_image, window_plan
@@ -37,8 +36,8 @@ def prepare_for_inference(
     fold_bn: bool = True,
 ) -> nn.Module:
     """An eval-mode copy tuned for inference: BatchNorm folded into the convs, channels-last weights
-    and, on the CPU, PReLUs fused into their convs and residual additions done in place
-    (:mod:`oct_srgan.models.fused`).
+    and the architecture's own inference form (``Architecture.for_inference``; SRResNet on the CPU:
+    PReLUs fused into their convs, :mod:`oct_srgan.models.fused`).
 
     ``precision`` is checked here and applied by :func:`super_resolve` (bf16 autocast); fp32 is the
     default because bf16 costs about 7e-3 max abs error, visible in 16-bit outputs, and is faster
@@ -50,8 +49,7 @@ def prepare_for_inference(
     model = model.to(device).eval()
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
-        if can_fuse(device):
-            model = fuse_pointwise(model)
+        model = for_inference(model, device)
     return model
 
 
@@ -61,6 +59,20 @@ def _uses_channels_last(model: nn.Module) -> bool:
         if param.ndim == 4 and param.shape[-1] > 1:
             return param.is_contiguous(memory_format=torch.channels_last) and not param.is_contiguous()
     return False
+
+
+def _check_options(lr: torch.Tensor, precision: str, mode: str) -> None:
+    look_up_option(precision, Precision, "precision")
+    look_up_option(mode, BlendMode, "mode")
+    if lr.ndim != 4:
+        raise ValueError(f"expected LR images [N,C,h,w], got shape {tuple(lr.shape)}")
+
+
+def _check_output(sr: torch.Tensor, chunk: torch.Tensor, out: torch.Tensor, geometry: str) -> None:
+    """A generator whose output does not have the expected size is the wrong model for these options."""
+    if sr.shape[1:] != out.shape[1:]:
+        raise ModelError(f"generator made {tuple(sr.shape[1:])} from {tuple(chunk.shape[1:])}, "
+                         f"expected {tuple(out.shape[1:])} ({geometry})")
 
 
 def super_resolve(
@@ -88,10 +100,7 @@ def super_resolve(
     or windows (tiled) it finished, so a progress bar moves while one large image is still being
     tiled (:func:`~oct_srgan.inference.tiling.tiles_per_image` gives the total).
     """
-    look_up_option(precision, Precision, "precision")
-    look_up_option(mode, BlendMode, "mode")
-    if lr.ndim != 4:
-        raise ValueError(f"expected LR images [N,C,h,w], got shape {tuple(lr.shape)}")
+    _check_options(lr, precision, mode)
     device = torch.device(device)
     memory_format = torch.channels_last if _uses_channels_last(generator) else torch.contiguous_format
 
@@ -120,9 +129,7 @@ def super_resolve(
 
                 sr = sliding_window_inference(chunk, roi, batch_size, predict, overlap=fractions,
                                               roi_weight_map=weights, sw_device=device, device="cpu")
-            if sr.shape[1:] != out.shape[1:]:
-                raise ModelError(f"generator made {tuple(sr.shape[1:])} from {tuple(chunk.shape[1:])}, "
-                                 f"expected {tuple(out.shape[1:])} (scale {scale}, axes {upsample_axes})")
+            _check_output(sr, chunk, out, f"scale {scale}, axes {upsample_axes}")
             out[start : start + batch_size] = sr.clamp_(0.0, 1.0)
     return out
 

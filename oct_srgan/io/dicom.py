@@ -16,6 +16,7 @@ slope cancels, a negative one inverts). Then MONOCHROME1 is inverted.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
 from ..errors import ScanError, one_line
-from .registry import register_format
+from .registry import ScanFormat, register_format
 from .scan import Geometry, Scan, float_range, luma, to_integers, to_unit
 
 def _fg_lookup(ds: pydicom.Dataset, macro: str, keyword: str) -> Any:
@@ -280,5 +281,19 @@ def _write_dicom(scan: Scan, target: Path, derivation: str | None) -> None:
     ds.save_as(target, enforce_file_format=True)
 
 
+def _sniff_dicom(head: bytes, path: Path) -> str | None:
+    """The DICOM Part 10 marker: 128 bytes of preamble, then 'DICM'."""
+    return ".dcm" if head[128:132] == b"DICM" else None
 
-register_format("dicom", _read_dicom, _write_dicom)
+
+def _declared_size(path: Path) -> tuple[tuple[int, ...], int]:
+    """Frames x rows x columns x samples; samples wider than 16 bits count double."""
+    ds = pydicom.dcmread(str(path), stop_before_pixels=True)
+    shape = (int(ds.get("NumberOfFrames", 1) or 1), int(ds.get("Rows", 0) or 0),
+             int(ds.get("Columns", 0) or 0), int(ds.get("SamplesPerPixel", 1) or 1))
+    bits = int(ds.get("BitsAllocated", 8) or 8)
+    return shape, math.prod(shape) * max(1, math.ceil(bits / 16))
+
+
+register_format(ScanFormat("dicom", (".dcm", ".dicom"), _sniff_dicom, _declared_size, "application/dicom",
+                           _read_dicom, _write_dicom, sniff_unnamed=True))

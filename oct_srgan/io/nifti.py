@@ -9,6 +9,7 @@ MONAI is imported inside the reader only: enhancing a DICOM or PNG must not pay 
 
 from __future__ import annotations
 
+import gzip
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ScanError
-from .registry import register_format
+from .registry import HEAD_BYTES, ScanFormat, register_format
 from .scan import Geometry, NiftiHeader, Scan, float_range, int_range, luma, to_integers, to_unit
 
 _UNIT_TO_MM = {"meter": 1000.0, "mm": 1.0, "micron": 1e-3, "unknown": 1.0}
@@ -216,4 +217,38 @@ def _write_nifti(scan: Scan, target: Path, derivation: str | None) -> None:
 
 
 
-register_format("nifti", _read_nifti, _write_nifti)
+def _nifti_magic(head: bytes) -> bool:
+    """NIfTI-1 (348-byte header, magic at 344) or NIfTI-2 (540-byte header, magic at 4), either endian."""
+    if len(head) >= 348 and head[344:348] in (b"n+1\0", b"ni1\0"):
+        return int.from_bytes(head[:4], "little") == 348 or int.from_bytes(head[:4], "big") == 348
+    if len(head) >= 8 and head[4:8] in (b"n+2\0", b"ni2\0"):
+        return int.from_bytes(head[:4], "little") == 540 or int.from_bytes(head[:4], "big") == 540
+    return False
+
+
+def _sniff_nifti(head: bytes, path: Path) -> str | None:
+    """``.nii`` for a NIfTI header, ``.nii.gz`` for one inside gzip."""
+    if _nifti_magic(head):
+        return ".nii"
+    if head.startswith(b"\x1f\x8b"):
+        try:
+            with gzip.open(path, "rb") as fh:
+                inner = fh.read(HEAD_BYTES)
+        except (OSError, EOFError):
+            return None
+        if _nifti_magic(inner):
+            return ".nii.gz"
+    return None
+
+
+def _declared_size(path: Path) -> tuple[tuple[int, ...], int]:
+    """The header's data shape; samples wider than 16 bits count double."""
+    import nibabel
+
+    header = nibabel.load(str(path)).header
+    shape = tuple(int(s) for s in header.get_data_shape())
+    return shape, math.prod(shape) * max(1, math.ceil(header.get_data_dtype().itemsize / 2))
+
+
+register_format(ScanFormat("nifti", (".nii.gz", ".nii"), _sniff_nifti, _declared_size, "application/octet-stream",
+                           _read_nifti, _write_nifti))

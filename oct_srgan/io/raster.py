@@ -13,6 +13,8 @@ spacing is None.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ import tifffile
 from PIL import Image, PngImagePlugin
 
 from ..errors import ScanError
-from .registry import register_format
+from .registry import ScanFormat, register_format
 from .scan import Geometry, RasterHeader, Scan, float_range, from_unit, int_range, luma, to_unit
 
 _PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG", "bmp": "BMP"}
@@ -169,7 +171,33 @@ def _write_one_bscan(scan: Scan, target: Path, derivation: str | None) -> None:
     _write_raster(scan, target, derivation)
 
 
-register_format("png", partial(_read_pil, fmt="png"), _write_one_bscan)
-register_format("jpeg", partial(_read_pil, fmt="jpeg"), _write_one_bscan)
-register_format("bmp", partial(_read_pil, fmt="bmp"), _write_one_bscan)
-register_format("tiff", _read_tiff, _write_raster)
+def _magic(prefixes: tuple[bytes, ...], suffix: str, min_len: int = 0) -> Callable[[bytes, Path], str | None]:
+    """A sniff that knows the format by the first bytes starting with one of ``prefixes``."""
+    def sniff(head: bytes, path: Path) -> str | None:
+        return suffix if len(head) >= min_len and head.startswith(prefixes) else None
+    return sniff
+
+
+def _pil_size(path: Path) -> tuple[tuple[int, ...], int]:
+    """Frames x height x width x bands from PIL's header parse (PIL refuses bomb sizes itself)."""
+    with Image.open(path) as img:
+        shape = (int(getattr(img, "n_frames", 1)), img.height, img.width, len(img.getbands()))
+    return shape, shape[1] * shape[2] * shape[3]
+
+
+def _tiff_size(path: Path) -> tuple[tuple[int, ...], int]:
+    """The first series' shape; samples wider than 16 bits count double."""
+    with tifffile.TiffFile(path) as tif:
+        shape = tuple(int(s) for s in tif.series[0].shape) if tif.series else (0,)
+        itemsize = tif.series[0].dtype.itemsize if tif.series else 1
+    return shape, math.prod(shape) * max(1, math.ceil(itemsize / 2))
+
+
+register_format(ScanFormat("png", (".png",), _magic((b"\x89PNG\r\n\x1a\n",), ".png"), _pil_size, "image/png",
+                           partial(_read_pil, fmt="png"), _write_one_bscan))
+register_format(ScanFormat("tiff", (".tif", ".tiff"), _magic((b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"), ".tif"),
+                           _tiff_size, "image/tiff", _read_tiff, _write_raster))
+register_format(ScanFormat("jpeg", (".jpg", ".jpeg"), _magic((b"\xff\xd8\xff",), ".jpg"), _pil_size, "image/jpeg",
+                           partial(_read_pil, fmt="jpeg"), _write_one_bscan))
+register_format(ScanFormat("bmp", (".bmp",), _magic((b"BM",), ".bmp", 26), _pil_size, "image/bmp",
+                           partial(_read_pil, fmt="bmp"), _write_one_bscan))

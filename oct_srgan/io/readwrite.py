@@ -12,7 +12,7 @@ from pydicom.errors import InvalidDicomError
 from ..errors import OutputExistsError, ScanError, WriteError, one_line
 from ..fsutil import atomic_path
 from ..limits import DEFAULT_MAX_PIXELS, check_pixels
-from .detect import format_of_name, scan_format, suffix_of_format
+from .detect import format_of_name, scan_format
 from .registry import resolve_format
 from .scan import Scan
 from .written_as import written_as
@@ -51,8 +51,9 @@ def read_scan(path: str | Path, bscan_axis: int | None = None, max_pixels: int |
     fmt = scan_format(path)
     with _as_scan_error(f"{path}: cannot read as {fmt}"):
         try:
-            check_pixels(path, fmt, max_pixels)
-            scan = resolve_format(fmt).reader(path, bscan_axis)
+            entry = resolve_format(fmt)
+            check_pixels(path, entry.declared_size, max_pixels)
+            scan = entry.reader(path, bscan_axis)
         except MemoryError:
             raise ScanError(f"{path}: not enough memory to decode it "
                             "(lower --max-pixels or use a smaller scan)") from None
@@ -67,7 +68,7 @@ def write_scan(scan: Scan, path: str | Path, derivation: str | None = None, over
     DICOM gets new SOP Instance and Series Instance UIDs, and with ``derivation`` ImageType
     DERIVED/SECONDARY, a new Series Number and Description, and the derivation (description, code
     "Spatial resampling", Source Image reference) where the IOD holds it (see ``dicom._mark_derived``).
-    A read-only format (scanner export) is written as its ``write_as`` format, or as the format
+    A reader-only format (scanner export) is written as its ``write_as`` format, or as the format
     ``path``'s extension names.
     """
     path = Path(path)
@@ -80,6 +81,7 @@ def write_scan(scan: Scan, path: str | Path, derivation: str | None = None, over
     with _as_scan_error(f"{path}: cannot write {scan.source_format}"):
         try:
             writer = resolve_format(scan.source_format).writer
+            assert writer is not None  # written_as returns a scan of a format with a writer
             with atomic_path(path, exclusive=not overwrite) as tmp:
                 writer(scan, tmp, derivation)
         except FileExistsError:
@@ -94,7 +96,7 @@ def written_suffix(path: str | Path) -> str | None:
     read-only scanner export (written as DICOM), None for every format that is written as itself."""
     fmt = format_of_name(path)
     write_as = resolve_format(fmt).write_as if fmt else None
-    return suffix_of_format(write_as) if write_as else None
+    return resolve_format(write_as).suffixes[0] if write_as else None
 
 
 def can_write_as(source: str, wanted: str) -> bool:

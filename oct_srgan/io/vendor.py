@@ -18,14 +18,14 @@ import struct
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from ..errors import ScanError, one_line
-from .registry import register_format
+from .registry import ScanFormat, Sniff, register_format
 from .scan import Geometry, Scan, int_range, to_unit
 
 VENDOR_EXTRA_HINT = "pip install 'oct-srgan[vendor]'"
@@ -256,12 +256,33 @@ def file_declared_size(path: Path) -> tuple[tuple[int, ...], int]:
     return (size,), size
 
 
-def declared_size(path: Path, fmt: str) -> tuple[tuple[int, ...], int]:
-    """(shape, samples) that vendor file ``path`` of format ``fmt`` declares, before decoding."""
-    return vol_declared_size(path) if fmt == "heidelberg_vol" else file_declared_size(path)
+def _sniff(test: Callable[[bytes], bool], suffix: str) -> Sniff:
+    """A sniff that answers ``suffix`` when ``test`` accepts the first bytes."""
+    return lambda head, path: suffix if test(head) else None
 
 
-for _name, _reader in (("heidelberg_vol", read_heidelberg_vol), ("heidelberg_e2e", read_heidelberg_e2e),
-                       ("topcon_fds", read_topcon_fds), ("topcon_fda", read_topcon_fda),
-                       ("zeiss_img", read_zeiss_img), ("bioptigen_oct", read_bioptigen_oct)):
-    register_format(_name, _reader, None, write_as="dicom")
+def _topcon_fda(head: bytes) -> bool:
+    """Topcon: 'FOCT', then 'FDA' (macula) or 'FAA' (external fixation), as ``.fda`` exports start."""
+    return head.startswith(b"FOCT") and head[4:7] in (b"FDA", b"FAA")
+
+
+def _bioptigen(head: bytes) -> bool:
+    """Bioptigen ``.oct``: after the magic number and version, the key 'FRAMEHEADER' with its length 11."""
+    return head[6:10] == (11).to_bytes(4, "little") and head[10:21] == b"FRAMEHEADER"
+
+
+# Heidelberg .vol starts with its version string 'HSF-OCT-xxx', .e2e with 'CMDb' (the magic of its
+# header and directory chunks); Topcon files with 'FOCT'; a Zeiss .img has no header and is known by
+# its name only.
+_VENDOR_FORMATS = (
+    ("heidelberg_vol", ".vol", lambda head: head.startswith(b"HSF-OCT-"), vol_declared_size, read_heidelberg_vol),
+    ("heidelberg_e2e", ".e2e", lambda head: head.startswith(b"CMDb"), file_declared_size, read_heidelberg_e2e),
+    ("topcon_fda", ".fda", _topcon_fda, file_declared_size, read_topcon_fda),
+    ("topcon_fds", ".fds", lambda head: head.startswith(b"FOCT") and not _topcon_fda(head), file_declared_size,
+     read_topcon_fds),
+    ("zeiss_img", ".img", lambda head: False, file_declared_size, read_zeiss_img),
+    ("bioptigen_oct", ".oct", _bioptigen, file_declared_size, read_bioptigen_oct),
+)
+for _name, _suffix, _test, _size, _reader in _VENDOR_FORMATS:
+    register_format(ScanFormat(_name, (_suffix,), _sniff(_test, _suffix), _size, "application/octet-stream",
+                               _reader, writer=None, write_as="dicom"))

@@ -9,10 +9,15 @@ applies the sigmoid.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
 from ..enums import Norm, look_up_option
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 LEAKY_SLOPE = 0.2
 # (width multiplier of ``channels``, stride) of the seven conv-BN-LeakyReLU blocks after the first conv.
@@ -80,3 +85,13 @@ class Discriminator(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.classifier(self.pool(x))
+
+
+def discriminator(*, in_channels: int = 1, channels: int = 64, norm: str = "batch") -> Discriminator:
+    """The SRGAN discriminator; the defaults are the paper's widths for one grey channel."""
+    return Discriminator(in_channels=in_channels, channels=channels, norm=norm)
+
+
+def build_discriminator(cfg: Config) -> Discriminator:
+    """The discriminator for a config (same input channels and norm as the generator)."""
+    return discriminator(in_channels=cfg.model.in_channels, channels=cfg.model.disc_channels, norm=cfg.model.norm)

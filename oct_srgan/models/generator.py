@@ -29,9 +29,6 @@ from .activations import PReLU
 from .fast_tail import strided_index, subpixel_index, subpixel_tail
 
 UPSAMPLE_MODES = values(UpsampleMode)
-# Spec keys added after generator files were first saved, with the value that reproduces the
-# architecture of files saved without them.
-SPEC_DEFAULTS = {"upsample": "paper"}
 PRELU_INIT = 0.25
 RESIDUAL_INIT_SCALE = 0.1
 
@@ -124,7 +121,8 @@ class SubPixelTail(nn.Module):
 
 class SRResNet(nn.Module):
     """The SRGAN generator. Input and output are [B, in_channels, ...] in the data's [0, 1] range;
-    the output is not clamped so the pixel loss sees the true error."""
+    the output is not clamped so the pixel loss sees the true error. The constructor's arguments are
+    the spec keys of the ``srresnet`` architecture (``models/srresnet.py``)."""
 
     def __init__(
         self,
@@ -153,7 +151,6 @@ class SRResNet(nn.Module):
         self.scale = scale
         self.norm = norm
         self.upsample_axes = upsample_axes
-        self.upsample_mode = upsample
 
         self.head = nn.Sequential(
             nn.Conv2d(in_channels, channels, 9, padding=4), PReLU(init=PRELU_INIT)
@@ -173,19 +170,6 @@ class SRResNet(nn.Module):
             self.upsample = nn.Sequential()
             self.tail = SubPixelTail(channels, in_channels, scale, upsample_axes)
         self._init_weights()
-
-    @property
-    def spec(self) -> dict:
-        """The constructor arguments; ``SRResNet(**model.spec)`` rebuilds the architecture."""
-        return {
-            "in_channels": self.in_channels,
-            "channels": self.channels,
-            "num_blocks": self.num_blocks,
-            "scale": self.scale,
-            "norm": self.norm,
-            "upsample_axes": self.upsample_axes,
-            "upsample": self.upsample_mode,
-        }
 
     def _init_weights(self) -> None:
         """Kaiming normal for convs (gain for PReLU slope 0.25), PReLU 0.25, BN weight 1 bias 0.

@@ -24,7 +24,7 @@ responsive and the page can poll progress and show B-scans as they are done.
 Modules: ``app`` (routes and handlers), ``server`` (listening and running), ``security``
 (headers, Host/Origin checks, download names), ``service`` (:class:`ScanService`, which ties
 together ``jobs`` (scans, eviction, the worker), ``processing`` (the model's work), ``panels``
-and ``reports``), ``uploads`` (format sniffing) and ``errors``.
+and ``reports``) and ``errors``; formats are sniffed by ``oct_srgan.io.detect_format``.
 """
 
 from .app import create_app
@@ -34,7 +34,7 @@ from .panels import DIFF_PERCENTILE, diff_image, diff_scale
 from .security import MAX_STEM, download_name
 from .server import address, background, listen, run
 from .service import ScanService
-from ..io.detect import detect_format
+from ..io import detect_format
 
 __all__ = [
     "DIFF_PERCENTILE", "MAX_SCANS", "MAX_STEM", "Job", "ScanService", "Upload", "UserError",

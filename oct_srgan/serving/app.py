@@ -21,13 +21,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from .. import io as scan_io
 from ..errors import ModelError, OctSrganError
 from ..inference import DEFAULT_TILE
-from ..io.detect import format_of_name
 from ..loading import load_model
 from ..limits import SERVE_MAX_PIXELS
 from .errors import UserError
-from .jobs import MAX_SCANS, RESULT_GRACE_S, STALE_UPLOAD_S
+from .jobs import MAX_SCANS, RESULT_GRACE_S, STALE_UPLOAD_S, supported_text
 from .limits import stream_body
 from .reports import MB
 from .security import OwnPageOnly, SecurityHeaders, download_name, json_error
@@ -39,14 +39,6 @@ _WEB_FILES = {
     "index.html": "text/html; charset=utf-8",
     "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
-}
-_MEDIA = {
-    "dicom": "application/dicom",
-    "nifti": "application/octet-stream",
-    "png": "image/png",
-    "tiff": "image/tiff",
-    "jpeg": "image/jpeg",
-    "bmp": "image/bmp",
 }
 
 
@@ -142,12 +134,19 @@ def _download(request: Request) -> Response:
     if job is None or job.mode != "enhance" or job.state != "done" or job.output is None:
         raise UserError(409, "nothing to download yet: process the scan in enhance mode first")
     # the format the output was written as: a scanner export's is DICOM
-    return FileResponse(job.output, media_type=_MEDIA[format_of_name(job.output) or upload.format],
+    written = scan_io.format_of_name(job.output) or upload.format
+    return FileResponse(job.output, media_type=scan_io.resolve_format(written).media_type,
                         filename=download_name(request.query_params.get("name"), upload))
 
 
 def _model(request: Request) -> Response:
     return JSONResponse(_service(request).model_info())
+
+
+def _formats(request: Request) -> Response:
+    """The scan formats the format table holds, for the page's file picker and download names."""
+    return JSONResponse({"suffixes": list(scan_io.scan_suffixes()), "media_types": [m for m in scan_io.media_types() if m != "application/octet-stream"],
+                         "supported": supported_text()})
 
 
 async def _user_error(request: Request, exc: Exception) -> Response:
@@ -186,6 +185,7 @@ def _web_routes() -> list[Route]:
 
 _API_ROUTES = [
     Route("/api/model", _model),
+    Route("/api/formats", _formats),
     Route("/api/scans", _upload, methods=["POST"]),
     Route("/api/scans/{scan_id}", _scan_info),
     Route("/api/scans/{scan_id}/process", _process, methods=["POST"]),

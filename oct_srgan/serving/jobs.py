@@ -24,7 +24,6 @@ from ..allocator import trim_freed_memory
 from ..errors import OctSrganError, PixelLimitError
 from .errors import Cancelled, UserError, one_line
 from .limits import check_upload_memory
-from ..io.detect import detect_format
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +32,6 @@ MAX_SCANS = 8
 STALE_UPLOAD_S = 600.0
 RESULT_GRACE_S = 600.0
 SCAN_ID = re.compile(r"[0-9a-f]{64}")
-SUPPORTED = ("DICOM, NIfTI (.nii/.nii.gz), PNG, TIFF, JPEG, BMP or a scanner export (Heidelberg .vol/.e2e, "
-             "Topcon .fds/.fda, Bioptigen .oct)")
 
 
 @dataclasses.dataclass(eq=False)
@@ -98,10 +95,10 @@ def read_upload(part: Path, folder: Path, max_pixels: int | None, factor: int = 
     ``max_pixels``, or when enhancing it ``factor``× would cost more than the server allows), its
     message free of server paths. Two uploads of the same file are two scans: an id says nothing about
     a file's content, and one user's request never touches another's job."""
-    detected = detect_format(part)
+    detected = scan_io.detect_format(part)
     if detected is None:
         part.unlink(missing_ok=True)
-        raise UserError(400, f"unsupported file type: expected a {SUPPORTED} scan")
+        raise UserError(400, f"unsupported file type: expected a {supported_text()} scan")
     fmt, suffix = detected
     digest = secrets.token_hex(32)
     target = folder / f"{digest}{suffix}"
@@ -123,6 +120,11 @@ def read_upload(part: Path, folder: Path, max_pixels: int | None, factor: int = 
         log.warning("upload %s: %s reader failed (%s)", digest[:8], fmt, type(exc).__name__)
         raise UserError(400, f"cannot read the uploaded {fmt} file") from None
     return Upload(digest, fmt, scan_io.written_suffix(target) or suffix, target, scan)
+
+
+def supported_text() -> str:
+    """The formats serve accepts, in words: ``dicom (.dcm/.dicom), nifti (.nii.gz/.nii), ...``."""
+    return ", ".join(f"{f.name} ({'/'.join(f.suffixes)})" for f in scan_io.SUPPORTED_FORMATS.values())
 
 
 class Uploads:

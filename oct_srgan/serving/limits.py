@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from starlette.requests import Request
 
-from ..limits import declared_size
+from ..io import resolve_format
 from .errors import UserError
 
 MAX_CONCURRENT_UPLOADS = 4
@@ -75,7 +75,7 @@ def check_upload_memory(path: Path, fmt: str, factor: int, max_pixels: int | Non
     """
     if not max_pixels:
         return
-    shape, samples = declared_size(path, fmt)
+    shape, samples = resolve_format(fmt).declared_size(path)
     need, budget = upload_bytes(samples, factor), upload_bytes(max_pixels, 16)
     if need > budget:
         dims = "x".join(str(s) for s in shape)

@@ -8,11 +8,12 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from .. import metrics
+from .. import metric_table
 from ..inference import DEFAULT_OVERLAP, SRInferer
+from ..inference.bscans import super_resolve_bscans
 from ..loading import LoadedModel
 from ..scaling import scale_factors
-from ..transforms import Degraded, upscale_bicubic
+from ..transforms import Degrade, upscale_bicubic
 from .errors import Cancelled, UserError
 from .jobs import Job
 from .panels import diff_scale, to_uint8
@@ -26,7 +27,7 @@ class ModelRunner:
         self.loaded = model
         self.inferer = SRInferer(model, tile=tile or None, overlap=DEFAULT_OVERLAP, batch_size=4, device=device)
         self.scale, self.axes, self.channels = model.scale, model.axes, model.channels
-        # Check mode degrades the way the model was trained (design.md, "One owner for the degradation").
+        # Check mode degrades the way the model was trained (docs/architecture.md, "Degradations").
         recorded = model.degradation or {}
         self.degradation = {"mode": str(recorded.get("mode", "bicubic")), "speckle": float(recorded.get("speckle", 0.0))}
 
@@ -56,26 +57,22 @@ class ModelRunner:
                                  f"{min_side} pixels a side)")
         own = np.ascontiguousarray(pixels[:, :hh, :ww])
         deg = self.degradation
-        degrade = Degraded(keys="hr", lr_key="lr", scale=s, mode=deg["mode"], axes=self.axes, speckle=deg["speckle"], seed=0)
-        lr = np.stack([degrade({"hr": torch.from_numpy(b)[None]})["lr"][0].numpy() for b in own])
+        degrade = Degrade(scale=s, mode=deg["mode"], axes=self.axes, speckle=deg["speckle"], seed=0)
+        lr = np.stack([degrade(torch.from_numpy(b)[None])[0].numpy() for b in own])
         if reference is None:
             return Job(mode, n, source=lr, hr=own)
         return Job(mode, n, source=lr, hr=_reference_bscans(reference[1], pixels.shape, hh, ww), reference=reference[0])
 
-    def super_resolve(self, x: torch.Tensor) -> torch.Tensor:
-        """[1,1,h,w] -> [1,1,H,W]; grey goes into a 3-channel model as RGB and comes back averaged."""
-        return self.inferer(x)
-
     def run(self, job: Job, after_bscan: Callable[[Job, int], None]) -> np.ndarray | None:
         """Fill the job's panels (and scores, in check mode) B-scan by B-scan, calling ``after_bscan``
         after each; returns the enhanced volume in enhance mode. Raises Cancelled between B-scans."""
-        enhanced = None
-        for k in range(job.total):
+        def stop_if_cancelled(k: int) -> None:
             if job.cancel.is_set():
                 raise Cancelled
-            x = torch.from_numpy(np.ascontiguousarray(job.source[k], dtype=np.float32))[None, None]
+
+        enhanced = None
+        for k, x, sr in super_resolve_bscans(job.source, self.inferer, before=stop_if_cancelled):
             bicubic = upscale_bicubic(x, self.scale, self.axes).clamp_(0, 1)
-            sr = self.super_resolve(x)
             if job.hr is not None:
                 job.scores[k] = self._scores(bicubic, sr, torch.from_numpy(job.hr[k])[None, None])
             else:
@@ -91,7 +88,7 @@ class ModelRunner:
 
     def _scores(self, bicubic: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor) -> dict[str, dict[str, float | None]]:
         """PSNR and SSIM of bicubic and SR against the scan, a scale-wide border shaved off."""
-        scored = metrics.score_against(hr, {"bicubic": bicubic, "sr": sr}, shave=self.scale)
+        scored = metric_table.score_against(hr, {"bicubic": bicubic, "sr": sr}, shave=self.scale)
         return {name: {k: finite(v) for k, v in values.items()} for name, values in scored.items()}
 
 

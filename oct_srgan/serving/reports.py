@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..loading import LoadedModel
+from ..metric_table import metric_names
 from .errors import UserError
 from .jobs import Upload
 from .panels import DIFF_PERCENTILE
@@ -32,8 +33,9 @@ def progress(upload: Upload) -> dict[str, Any]:
 
 
 def scores(upload: Upload, k: int, shave: int) -> dict[str, Any]:
-    """B-scan ``k``'s PSNR/SSIM of bicubic and SR and their means over the B-scans done (check mode only),
-    and what they were scored against: ``"self"`` (the upload's own noisy scan) or ``"reference"``."""
+    """B-scan ``k``'s headline metrics (PSNR/SSIM) of bicubic and SR and their means over the B-scans done
+    (check mode only), and what they were scored against: ``"self"`` (the upload's own noisy scan) or
+    ``"reference"``."""
     job = upload.job
     if job is None or job.mode != "check":
         raise UserError(409, "metrics exist in check mode only (process the scan with mode=check)")
@@ -41,7 +43,7 @@ def scores(upload: Upload, k: int, shave: int) -> dict[str, Any]:
         raise UserError(404, f"B-scan {k} does not exist (the scan has {job.total})")
     done = [s for s in job.scores if s is not None]
     mean = {
-        name: {m: _mean([s[name][m] for s in done]) for m in ("psnr", "ssim")} for name in ("bicubic", "sr")
+        name: {m: _mean([s[name][m] for s in done]) for m in metric_names(headline=True)} for name in ("bicubic", "sr")
     } if done else None
     return {"k": k, "scores": job.scores[k], "mean": mean, "n_done": len(done), "shave": shave,
             "target": "reference" if job.reference is not None else "self"}

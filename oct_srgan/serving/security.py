@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..io import scan_suffixes
 from .jobs import Upload
 
-_SCAN_EXTENSIONS = (".nii.gz", ".dicom", ".tiff", ".jpeg", ".dcm", ".nii", ".png", ".tif", ".jpg", ".bmp")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 MAX_STEM = 100
 _SECURITY_HEADERS = [
@@ -34,12 +34,11 @@ def json_error(status: int, message: str) -> JSONResponse:
 def download_name(client_name: str | None, upload: Upload) -> str:
     """``scan.dcm`` -> ``scan_sr.dcm``: the source's name (any folder part and scan extension
     dropped, other characters than ``[A-Za-z0-9._-]`` made ``_``) + ``_sr`` + the suffix of the
-    content; ``scan_<id>_sr<suffix>`` without a usable name. ``app.js`` (``downloadName``) mirrors it."""
+    content; ``scan_<id>_sr<suffix>`` without a usable name. ``app.js`` (``downloadName``) mirrors it
+    with the suffixes from ``/api/formats``."""
     name = re.split(r"[/\\]", client_name or "")[-1]
-    for extension in _SCAN_EXTENSIONS:
-        if name.lower().endswith(extension):
-            name = name[: -len(extension)]
-            break
+    extension = next((s for s in scan_suffixes() if name.lower().endswith(s)), "")
+    name = name[: len(name) - len(extension)]
     stem = _UNSAFE_NAME.sub("_", name).lstrip(".")[:MAX_STEM]
     return f"{stem or 'scan_' + upload.id[:8]}_sr{upload.suffix}"
 

@@ -1,4 +1,4 @@
-"""One training loop for both stages (design.md, 'Two stages, one loop').
+"""One training loop for both stages (docs/architecture.md, 'Training').
 
 Stage ``srresnet`` trains the generator on the pixel loss; stage ``srgan`` starts from an SRResNet
 and adds the content and adversarial terms with a discriminator step. The same code runs on CPU,

@@ -31,7 +31,7 @@ def export_generator(out_dir: Path, ema: nn.Module, spec: dict[str, Any], cfg: C
                      run_id: str | None, dataset_hash: str, metrics: dict[str, float],
                      example: np.ndarray) -> tuple[Path, str]:
     """Write ``out_dir/generator.pt`` from the EMA weights and log it as an MLflow model; returns (path, model URI)."""
-    from ..mlflow_model import log_generator_model
+    from ..model_registry import log_generator_model
 
     stage = cfg.train.stage
     meta = {

@@ -77,6 +77,12 @@ def train_step(
             for b, saved in zip(nets.buffers(), saved_buffers, strict=True):
                 b.copy_(saved)
         return result, False
+    _step_optimisers(nets, loss_d)
+    return result, True
+
+
+def _step_optimisers(nets: Nets, loss_d: torch.Tensor | None) -> None:
+    """G's step (its gradients are in place), then D's backward and step, then the EMA of G."""
     nets.scaler_g.step(nets.optim_g)
     nets.scaler_g.update()
     nets.sched_g.step()
@@ -87,4 +93,3 @@ def train_step(
         nets.scaler_d.update()
         nets.sched_d.step()
     nets.ema.update_parameters(unwrap(nets.generator))
-    return result, True

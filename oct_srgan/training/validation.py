@@ -1,7 +1,7 @@
 """Validation during training: the EMA generator against bicubic on whole val B-scans, and a figure.
 
 Runs on rank 0 only. The generator runs through :class:`~oct_srgan.inference.SRInferer`, as in
-enhance, evaluate and serve, and is scored by :func:`oct_srgan.metrics.score_against`, as in serve.
+enhance, evaluate and serve, and is scored by :func:`oct_srgan.metric_table.score_against`, as in serve.
 The bicubic baseline of each item is computed once and kept: it does not change while the generator
 learns.
 """
@@ -54,7 +54,7 @@ class Validator:
     @torch.no_grad()
     def __call__(self, model: nn.Module, step: int) -> tuple[dict[str, float], Any]:
         """The ``val/*`` metrics of ``model`` (its eval-mode copy) and the figure of the first item (None without items)."""
-        from .. import metrics
+        from .. import metric_table, metrics
 
         infer = self.inferer(model)
         rows = []
@@ -62,7 +62,7 @@ class Validator:
         for item in self.items:
             lr = item["lr"][None].float()
             bic, sr, hr = metrics.crop_to_common(self._bicubic(item), infer(lr), item["hr"][None].float())
-            scored = metrics.score_against(hr, {"sr": sr, "bicubic": bic}, shave=self.scale)
+            scored = metric_table.score_against(hr, {"sr": sr, "bicubic": bic}, shave=self.scale)
             rows.append((scored["sr"]["psnr"], scored["sr"]["ssim"], scored["bicubic"]["psnr"], scored["bicubic"]["ssim"]))
             if first is None:
                 first = (lr, bic, sr, hr)

@@ -8,12 +8,11 @@ const POLL_MS = 400;
 const MAX_ZOOM = 32;
 const KEY_ZOOM = 1.25;
 const KEY_PAN = 0.1; // of the panel's size per arrow key
-// serving.download_name mirrors this list and downloadName()
-const SCAN_EXTENSIONS = [".nii.gz", ".dicom", ".tiff", ".jpeg", ".dcm", ".nii", ".png", ".tif", ".jpg", ".bmp"];
 const MAX_STEM = 100;
 
 const state = {
   model: null,
+  suffixes: [], // scan suffixes from /api/formats, longest first (as serving.download_name uses them)
   scan: null,
   reference: null, // check mode: an uploaded clean scan to score against, else the scan itself
   fileName: "",
@@ -72,6 +71,17 @@ function clearError() {
 
 function fmt(value, digits) {
   return typeof value === "number" && isFinite(value) ? value.toFixed(digits) : "–";
+}
+
+// The file picker's accepted types and the download names' suffixes come from the format table.
+async function loadFormats() {
+  try {
+    const formats = await api("GET", "/api/formats");
+    state.suffixes = formats.suffixes;
+    $("file-input").accept = [...formats.suffixes, ...formats.media_types].join(",");
+  } catch (err) {
+    showError(err.message);
+  }
 }
 
 async function loadModel() {
@@ -279,7 +289,7 @@ function setProgress(fraction, text) {
 // The source's name with "_sr" and the content's suffix: scan.dcm -> scan_sr.dcm (as serving.download_name).
 function downloadName(clientName, scan) {
   let name = String(clientName || "").split(/[/\\]/).pop();
-  for (const extension of SCAN_EXTENSIONS) {
+  for (const extension of state.suffixes) {
     if (name.toLowerCase().endsWith(extension)) {
       name = name.slice(0, name.length - extension.length);
       break;
@@ -665,6 +675,7 @@ function init() {
     viewport.addEventListener("dblclick", resetView);
   }
   window.addEventListener("resize", resetView);
+  loadFormats();
   loadModel();
 }
 

@@ -16,7 +16,7 @@ from PIL import Image
 from pydicom.uid import ExplicitVRLittleEndian, RLELossless
 
 from oct_srgan.errors import ScanError
-from oct_srgan.io import SCAN_SUFFIXES, Geometry, Scan, find_scans, read_scan, write_scan
+from oct_srgan.io import Geometry, Scan, find_scans, read_scan, scan_suffixes, write_scan
 from oct_srgan.io.monai_reader import LoadScand
 from tests.paths import BSCAN16_DCM, BSCAN16_PNG, DUKE_SAMPLE, FORMATS, VOLUME_DCM, VOLUME_NII
 
@@ -452,7 +452,7 @@ def test_find_scans_recursive_sorted_by_suffix(tmp_path):
     expected = ["IM0001", "a.png", "deep/v.NII.GZ"]
     assert [p.relative_to(tmp_path / "b").as_posix() for p in found[:3]] == expected
     assert [p.name for p in found[3:]] == ["c.tiff", "z.dcm"]
-    assert ".nii.gz" in SCAN_SUFFIXES and ".dicom" in SCAN_SUFFIXES
+    assert ".nii.gz" in scan_suffixes() and ".dicom" in scan_suffixes()
 
 
 def test_extensionless_dicom_reads(tmp_path):

@@ -144,7 +144,7 @@ def test_evaluation_metrics_land_on_the_logged_model_and_registered_version(stag
 
 def test_aliases_resolve_for_loading_and_for_the_registered_version(stages: dict) -> None:
     from oct_srgan.loading import load_model
-    from oct_srgan.mlflow_model import find_model_record
+    from oct_srgan.model_registry import find_model_record
 
     client = MlflowClient()
     trained = client.get_model_version_by_alias(MODEL, "latest-srresnet")
@@ -163,7 +163,7 @@ def test_aliases_resolve_for_loading_and_for_the_registered_version(stages: dict
 def test_logged_model_environment_is_installable_from_a_registry(stages: dict, tmp_path: Path) -> None:
     import mlflow
 
-    from oct_srgan.mlflow_model import requirements
+    from oct_srgan.model_registry import requirements
 
     local = Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL}@latest-srresnet", dst_path=str(tmp_path)))
     reqs = (local / "requirements.txt").read_text().split()

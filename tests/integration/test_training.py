@@ -69,7 +69,7 @@ def test_srresnet_run_is_logged_and_registered(srresnet_run, store_uri: str) -> 
 
     import mlflow.pyfunc
 
-    from oct_srgan.mlflow_model import download_generator_file
+    from oct_srgan.model_download import download_generator_file
 
     model = mlflow.pyfunc.load_model(result.model_uri)
     lr = np.random.default_rng(0).random((2, 1, 12, 20), dtype=np.float32)
@@ -98,7 +98,7 @@ def test_srgan_from_mlflow_model_logs_generator_and_discriminator_losses(
         assert all(np.isfinite(m.value) for m in history)
     assert gan.generator_path.is_file()
     assert gan.model_uri.startswith("models:/m-")
-    from oct_srgan.mlflow_model import download_generator_file
+    from oct_srgan.model_download import download_generator_file
 
     _, _, meta = checkpoint.load_generator_file(download_generator_file(gan.model_uri))
     assert meta["stage"] == "srgan" and meta["run_id"] == gan.run_id

@@ -13,7 +13,7 @@ from PIL import Image
 from oct_srgan import tracking
 from oct_srgan.chain_run import record_chain
 from oct_srgan.evaluation import evaluation_run_name
-from oct_srgan.mlflow_model import SHA_TAG, file_sha256
+from oct_srgan.model_registry import SHA_TAG, file_sha256
 from oct_srgan.prepare import PrepareOptions, prepare_dataset
 
 

@@ -16,6 +16,7 @@ from oct_srgan import inference, loading
 from oct_srgan.checkpoint import save_checkpoint, save_generator_file
 from oct_srgan.errors import ModelError, OctSrganError
 from oct_srgan.inference import SRInferer
+from oct_srgan.inference.bscans import super_resolve_bscans
 from oct_srgan.io import Geometry, Scan
 from oct_srgan.loading import LoadedModel, load_model
 from tests.helpers.nets import random_net, untiled
@@ -221,3 +222,22 @@ def test_progress_of_untiled_bscans_counts_bscans() -> None:
     inference.enhance_scan(scan, SRInferer(info, tile=0), progress=lambda d, t: calls.append((d, t)),
                            on_start=lambda total, unit: starts.append((total, unit)))
     assert starts == [(3, "B-scan")] and calls == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_bscan_loop_yields_each_bscan_in_order_and_stops_where_before_raises() -> None:
+    net = inference.prepare_for_inference(random_net(5, channels=2, num_blocks=0, norm="none"))
+    inferer = SRInferer(LoadedModel(net, scale=4, channels=1, axes="both", source="test"), tile=0)
+    pixels = _grey_scan(20, 30, n=3).pixels
+    seen = [(k, lr.shape, sr.shape) for k, lr, sr in super_resolve_bscans(pixels, inferer)]
+    assert seen == [(k, (1, 1, 20, 30), (1, 1, 80, 120)) for k in range(3)]
+
+    def stop_at_two(k: int) -> None:
+        if k == 2:
+            raise InterruptedError
+
+    done = []
+    with pytest.raises(InterruptedError):
+        for k, lr, sr in super_resolve_bscans(pixels, inferer, before=stop_at_two):
+            done.append(k)
+            torch.testing.assert_close(lr[0, 0], torch.from_numpy(pixels[k]))
+    assert done == [0, 1]

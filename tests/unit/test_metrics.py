@@ -12,6 +12,7 @@ from skimage.metrics import structural_similarity
 from torch import nn
 
 from oct_srgan import metrics
+from oct_srgan.scoring import score_items
 
 
 def noisy_pair(seed: int = 0, shape: tuple[int, ...] = (2, 1, 64, 64)) -> tuple[torch.Tensor, torch.Tensor]:
@@ -133,7 +134,7 @@ def test_summarize_leaves_out_nan_and_says_so() -> None:
     assert "ssim" not in summary.index.get_level_values("metric")
 
 
-def test_evaluate_images_rows() -> None:
+def test_score_items_rows() -> None:
     gen = torch.Generator().manual_seed(3)
     items = [{"id": f"x{i}", "hr": torch.rand(1, 32, 32, generator=gen)} for i in range(2)]
     for item in items:
@@ -142,7 +143,7 @@ def test_evaluate_images_rows() -> None:
     rows = []
     for item in items:
         methods["oracle"] = lambda lr, hr=item["hr"]: hr[None]
-        rows += metrics.evaluate_images([item], methods, shave=2)
+        rows += score_items([item], methods, shave=2)[0].to_dict("records")
     pairs = [(r["id"], r["method"]) for r in rows]
     assert pairs == [("x0", "nearest"), ("x0", "oracle"), ("x1", "nearest"), ("x1", "oracle")]
     assert all(math.isinf(r["psnr"]) and r["ssim"] == pytest.approx(1.0) for r in rows if r["method"] == "oracle")

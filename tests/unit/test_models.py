@@ -105,7 +105,7 @@ def test_generator_spec_from_config_and_rebuild() -> None:
     cfg.model.channels, cfg.model.num_blocks, cfg.data.scale = 8, 3, 2
     cfg.data.degradation = DegradationConfig(axes="lateral")
     spec = generator_spec(cfg)
-    assert spec == {"in_channels": 1, "channels": 8, "num_blocks": 3, "scale": 2, "norm": "batch",
+    assert spec == {"arch": "srresnet", "in_channels": 1, "channels": 8, "num_blocks": 3, "scale": 2, "norm": "batch",
                     "upsample_axes": "lateral", "upsample": "paper"}
     model = build_generator(spec)
     assert model.spec == spec

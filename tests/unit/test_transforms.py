@@ -10,14 +10,13 @@ import torch
 from monai.data import MetaTensor
 from monai.utils import set_determinism
 
-from oct_srgan.config import ConfigError, DataConfig, DegradationConfig
+from oct_srgan.config import ConfigError, DataConfig
 from oct_srgan.transforms import (
+    Degrade,
     Degraded,
-    PairedRandCropd,
     PairedRandFlipd,
     add_speckle,
     downscale,
-    eval_degradation,
     resize_bicubic,
     train_transforms,
     upscale_bicubic,
@@ -126,39 +125,6 @@ def test_upscale_bicubic_of_constant_is_constant() -> None:
     assert torch.allclose(out, torch.full_like(out, 0.3), atol=1e-6)
 
 
-@pytest.mark.parametrize("axes", ["both", "lateral"])
-def test_paired_crop_hr_downscaled_equals_lr_crop(axes) -> None:
-    hr = _grid((1, 64, 80))
-    data = {"hr": hr, "lr": downscale(hr, 4, mode="area", axes=axes)}
-    crop = PairedRandCropd(lr_size=(8, 6), scale=4, axes=axes)
-    crop.set_random_state(3)
-    for _ in range(5):
-        out = crop(data)
-        assert out["lr"].shape == (1, 8, 6)
-        assert out["hr"].shape == ((1, 32, 24) if axes == "both" else (1, 8, 24))
-        assert torch.equal(downscale(out["hr"], 4, mode="area", axes=axes), out["lr"].as_tensor())
-
-
-def test_paired_crop_is_reproducible_per_seed() -> None:
-    hr = torch.rand(1, 128, 128)
-    data = {"hr": hr, "lr": downscale(hr, 4, mode="area")}
-
-    def crops(seed: int) -> list[torch.Tensor]:
-        crop = PairedRandCropd(lr_size=(6, 6)).set_random_state(seed)
-        return [crop(data)["hr"] for _ in range(3)]
-
-    assert all(torch.equal(a, b) for a, b in zip(crops(1), crops(1)))
-    assert not all(torch.equal(a, b) for a, b in zip(crops(1), crops(2)))
-
-
-def test_paired_crop_refuses_small_or_mismatched_images() -> None:
-    crop = PairedRandCropd(lr_size=(24, 24))
-    with pytest.raises(ValueError, match="smaller than the crop"):
-        crop({"lr": torch.rand(1, 20, 30), "hr": torch.rand(1, 80, 120)})
-    with pytest.raises(ValueError, match="needs"):
-        crop({"lr": torch.rand(1, 30, 30), "hr": torch.rand(1, 120, 100)})
-
-
 def test_paired_flip_applies_the_same_lateral_flip_to_all_keys() -> None:
     x = torch.rand(1, 4, 6)
     flip = PairedRandFlipd(keys=("lr", "hr"), prob=0.5).set_random_state(0)
@@ -201,17 +167,6 @@ def test_degraded_with_speckle_is_random_per_call_and_seedable() -> None:
     assert torch.equal(a, Degraded(speckle=0.3).set_random_state(0)({"hr": hr})["lr"])
 
 
-def test_eval_degradation_is_fixed_per_image_whatever_the_order() -> None:
-    cfg = DataConfig(degradation=DegradationConfig(speckle=0.2))
-    first, second = torch.rand(1, 32, 32), torch.rand(1, 32, 32)
-    deg = eval_degradation(cfg)
-    a1, a2 = deg({"hr": first})["lr"], deg({"hr": second})["lr"]
-    other = eval_degradation(cfg)
-    b2, b1 = other({"hr": second})["lr"], other({"hr": first})["lr"]
-    assert torch.equal(a1, b1) and torch.equal(a2, b2)
-    assert not torch.equal(a1, downscale(first).clamp(0, 1))
-
-
 def test_degraded_metatensor_keeps_metadata_and_rescales_spacing() -> None:
     affine = torch.diag(torch.tensor([0.0032, 0.00667, 1.0, 1.0], dtype=torch.float64))
     hr = MetaTensor(torch.rand(1, 16, 32), affine=affine, meta={"scan_id": "s14"})
@@ -220,3 +175,10 @@ def test_degraded_metatensor_keeps_metadata_and_rescales_spacing() -> None:
     assert isinstance(lr, MetaTensor) and lr.shape == (1, 16, 8) and lr.dtype == torch.float32
     assert lr.meta["scan_id"] == "s14"
     assert torch.allclose(torch.diagonal(lr.affine)[:2], torch.tensor([0.0032, 0.00667 * 4], dtype=torch.float64))
+
+
+def test_degrade_array_form_is_what_the_dictionary_form_adds() -> None:
+    hr = torch.rand(1, 32, 40)
+    assert torch.equal(Degrade(speckle=0.3, seed=5)(hr), Degraded(speckle=0.3, seed=5)({"hr": hr})["lr"])
+    assert torch.equal(Degrade(speckle=0.3).set_random_state(1)(hr),
+                       Degraded(speckle=0.3).set_random_state(1)({"hr": hr})["lr"])
