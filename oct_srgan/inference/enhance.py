@@ -275,9 +275,8 @@ def enhance_files(
     ``progress(path, done, total)`` reports tiles or B-scans done within each file and then one step
     per B-scan written (the output and its comparison), and ``on_start(path, total, unit)`` the total
     and whether the computing counts tiles or B-scans before the first step (see :func:`enhance_scan`).
-    ``precision`` "auto" picks per file by :func:`oct_srgan.precision.choose_inference_precision`
-    (bf16 only with native bf16 and 8-bit output); ``notify`` receives one line saying what it chose,
-    and one ``note:`` line for a colour scan read as grey.
+    ``precision`` "auto" picks per file (:func:`oct_srgan.precision.choose_inference_precision`);
+    ``notify`` receives what it chose, and one ``note:`` line for a colour scan read as grey.
     ``share`` (a ``torchrun`` rank) enhances only its part of the planned files (see ``distributed``).
     """
     look_up_option(precision, InferencePrecision, "precision")
