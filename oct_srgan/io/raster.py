@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 import tifffile
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageOps, PngImagePlugin
 
 from ..errors import ScanError
 from .registry import register_format
@@ -29,6 +29,7 @@ _PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG", "bmp": "BMP"}
 _PIL_TO_RGB = {
     "P": "RGB", "PA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB", "RGBX": "RGB", "1": "L"
 }
+_EXIF_ORIENTATION = 0x0112
 _PHOTOMETRIC_BY_CHANNELS = {1: "MONOCHROME2", 2: "MONOCHROME2", 3: "RGB", 4: "RGBA"}
 
 
@@ -45,6 +46,9 @@ def _read_pil(path: Path, bscan_axis: int | None = None, *, fmt: str) -> Scan:
     img = reader.read(str(path))
     try:
         img.load()
+        turned = img.getexif().get(_EXIF_ORIENTATION, 1) not in (1, None)
+        if turned:  # a camera's JPEG stores its rotation in EXIF; the pixels are turned, the tag not kept
+            img = ImageOps.exif_transpose(img)
         mode = img.mode
         target_mode = "RGBA" if mode == "P" and "transparency" in img.info else _PIL_TO_RGB.get(mode)
         converted = img.convert(target_mode) if target_mode else img
@@ -66,7 +70,10 @@ def _read_pil(path: Path, bscan_axis: int | None = None, *, fmt: str) -> Scan:
     photometric = "PALETTE COLOR" if mode in ("P", "PA") else _PHOTOMETRIC_BY_CHANNELS.get(channels, "RGB")
     x = to_unit(arr, *intensity)
     pixels = (_grey(x) if channels > 1 else x)[None]
-    header = RasterHeader(mode=mode, dtype=dtype, intensity=intensity, info={"format": img.format})
+    info = {"format": img.format or _PIL_FORMAT.get(fmt)}
+    if turned:
+        info["exif_orientation_applied"] = True
+    header = RasterHeader(mode=mode, dtype=dtype, intensity=intensity, info=info)
     return Scan(np.ascontiguousarray(pixels), Geometry(), fmt, bits, photometric, header, path)
 
 
