@@ -261,8 +261,8 @@ def enhance_files(
             chosen, why = choose_inference_precision(precision, device, scan.bit_depth)
             if notify is not None:
                 notify(f"{path.name}: precision {chosen} ({why})")
-                if scan.colour_note:
-                    notify(f"note: {path}: {scan.colour_note}")
+                for note in scan.notes:
+                    notify(f"note: {path}: {note}")
             steps = _FileProgress(path, scan.pixels.shape[0], progress, on_start)
             enhanced = enhance_scan(scan, inferer.with_precision(chosen), progress=steps.computed, on_start=steps.start)
             scan_io.write_scan(enhanced, target, derivation=derivation, overwrite=overwrite)

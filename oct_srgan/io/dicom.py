@@ -245,6 +245,8 @@ def _write_dicom(scan: Scan, target: Path, derivation: str | None) -> None:
     photometric = str(src.PhotometricInterpretation)
     out_photometric = "MONOCHROME1" if photometric == "MONOCHROME1" else "MONOCHROME2"
     x = 1.0 - scan.pixels if out_photometric == "MONOCHROME1" else scan.pixels
+    if int(ds.BitsAllocated) == 1:  # no 1-bit writer: 0/1 become 0/255 (``Scan.depth_note`` says so)
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
     slope, intercept, lo, hi = _dicom_unit_range(ds)
     smin, smax, _, _ = _dicom_stored_range(ds)
     bits = int(ds.BitsAllocated)
@@ -277,7 +279,8 @@ def _write_dicom(scan: Scan, target: Path, derivation: str | None) -> None:
     ds.SeriesInstanceUID = generate_uid()
     if derivation:
         _mark_derived(ds, src, derivation)
-    ds.save_as(target, enforce_file_format=True)
+    # dcmwrite (not save_as) re-encodes a big-endian source in the little-endian syntax set above
+    pydicom.dcmwrite(target, ds, enforce_file_format=True)
 
 
 
