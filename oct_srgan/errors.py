@@ -32,6 +32,10 @@ class TrainingError(OctSrganError):
     """Training had to stop (NaN loss, bad config at run time)."""
 
 
+class TrackingError(OctSrganError):
+    """The MLflow tracking store cannot be used (unknown scheme, unreachable, read-only, disk full)."""
+
+
 class PixelLimitError(ScanError):
     """A scan whose header declares more decoded pixels than allowed (decompression-bomb guard)."""
 
