@@ -16,7 +16,7 @@ import torch
 
 from .. import io as scan_io
 from ..enums import InferencePrecision, look_up_option
-from ..fsutil import overlap_of
+from ..fsutil import overlap_of, remove_dead_temps
 from ..errors import ModelError, OctSrganError, ScanError, WriteError
 from ..loading import LoadedModel, load_model
 from ..precision import choose_inference_precision
@@ -246,6 +246,7 @@ def enhance_files(
     report = EnhanceReport()
     found = _found_scans(inputs, report, None if out_file is not None else out_dir)
     _check_writable(out_dir)
+    remove_dead_temps(out_dir)  # what a killed earlier run was writing
     report.model = loaded = load_model(model, device)
     inferer = SRInferer(loaded, tile=tile, overlap=overlap, batch_size=batch_size, device=device,
                         precision="fp32" if precision == "auto" else precision)

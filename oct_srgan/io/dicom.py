@@ -236,7 +236,7 @@ def _write_dicom(scan: Scan, target: Path, derivation: str | None) -> None:
     """Source dataset with new pixels at the source bit depth; RGB sources are written MONOCHROME2."""
     src: pydicom.Dataset = scan.header
     if "PixelData" not in src:
-        raise ScanError(f"{target}: writing float-pixel DICOM is not supported")
+        raise ScanError(f"{scan.path or target.name}: writing float-pixel DICOM is not supported")
     ds = copy.deepcopy(src)
     n, h, w = scan.pixels.shape
     frames = ds.get("PerFrameFunctionalGroupsSequence")
