@@ -146,7 +146,8 @@ def user_errors(fn: F | None = None, *, keep_memory: bool = True) -> Any:
             if os.environ.get("OCT_SRGAN_DEBUG"):
                 raise
             if exc.errno in DISK_FULL_ERRNOS:
-                raise fail(f"disk full: {exc.filename or os.getcwd()}") from None
+                where = f": {exc.filename}" if exc.filename else ""
+                raise fail(f"disk full{where} ({exc.strerror or 'no space left on device'})") from None
             where = f"{exc.filename}: " if exc.filename else ""
             raise fail(f"{where}{exc.strerror or exc}") from None
         except (typer.Exit, typer.Abort, click_errors.ClickException):
