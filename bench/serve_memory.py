@@ -4,7 +4,7 @@
    which must be refused before their bodies are read;
 2. 8 full enhance jobs (upload, process, download) of the 16-bit PNG B-scan.
 
-    python bench/serve_memory.py [--model default]    # prints MB figures; the data under $OCT_SRGAN_DATA
+    python bench/serve_memory.py [--model default] [--jobs-scan bscan|volume]    # prints MB figures; the data under $OCT_SRGAN_DATA
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def rss_mb(pid: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="default")
+    parser.add_argument("--jobs-scan", choices=("bscan", "volume"), default="bscan",
+                        help="what the 8 full jobs enhance: the 16-bit PNG B-scan or the 6-frame DICOM volume")
     args = parser.parse_args()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -49,7 +51,8 @@ def main() -> None:
             except OSError:
                 time.sleep(0.5)
         print(f"idle: rss {rss_mb(proc.pid)[0]:.0f} MB")
-        small = [upload(base, BSCAN16_PNG.read_bytes())[1]["id"] for _ in range(8)]
+        job_scan = (VOLUME_DCM if args.jobs_scan == "volume" else BSCAN16_PNG).read_bytes()
+        small = [upload(base, job_scan)[1]["id"] for _ in range(8)]
         volume = VOLUME_DCM.read_bytes()
         with concurrent.futures.ThreadPoolExecutor(12) as pool:
             answers = list(pool.map(lambda _: upload(base, volume)[0], range(12)))

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import ModelError
+from .errors import DiskFullError, ModelError, is_disk_full
 from .fsutil import atomic_path
 from .models.architectures import full_spec
 
@@ -33,8 +33,13 @@ def checkpoint_name(step: int) -> str:
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     """Write ``state`` to ``path`` atomically."""
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    try:
+        with atomic_path(path) as tmp, tmp.open("wb") as fh:
+            torch.save(state, fh)  # a Python file: a full disk is ENOSPC, not torch's "unexpected pos"
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(f"disk full: {path}") from None
+        raise
     return path
 
 

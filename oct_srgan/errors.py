@@ -32,6 +32,27 @@ class TrainingError(OctSrganError):
     """Training had to stop (NaN loss, bad config at run time)."""
 
 
+class TrackingError(OctSrganError):
+    """The MLflow tracking store cannot be used (unknown scheme, unreachable, read-only, disk full)."""
+
+
+class DiskFullError(OctSrganError):
+    """A write ran out of space (ENOSPC / quota): the message is ``disk full: <path>``."""
+
+
+DISK_FULL_ERRNOS = (28, 122)  # ENOSPC, EDQUOT (Linux)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from) is a full disk or an exhausted quota."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in DISK_FULL_ERRNOS:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class PixelLimitError(ScanError):
     """A scan whose header declares more decoded pixels than allowed (decompression-bomb guard)."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -21,7 +22,7 @@ def atomic_path(target: str | Path, exclusive: bool = False) -> Iterator[Path]:
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(target.suffixes)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".tmp{suffix}", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}.{_owner()}", suffix=f".tmp{suffix}", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -36,6 +37,41 @@ def atomic_path(target: str | Path, exclusive: bool = False) -> Iterator[Path]:
             tmp.unlink()
 
 
+# Temp names carry their writer's pid (``.<name>.p<pid>-<random>.tmp<suffix>``), so a later run can
+# tell the leftovers of a killed writer from the temps of a run still writing beside it.
+_OWNED_TEMP = re.compile(r"^\..*\.p(\d+)-[^/]*\.tmp")
+
+
+def _owner() -> str:
+    return f"p{os.getpid()}-"
+
+
+def remove_dead_temps(directory: str | Path) -> list[Path]:
+    """Delete the temp files and folders in ``directory`` whose writing process no longer runs (a
+    killed ``enhance`` or ``preprocess``); temps of live processes are left alone."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    gone = []
+    for p in directory.iterdir():
+        match = _OWNED_TEMP.match(p.name)
+        if match is None or _alive(int(match.group(1))):
+            continue
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        gone.append(p)
+    return gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _umask() -> int:
     """The process umask (mkstemp creates 0600 files; outputs should get the usual permissions)."""
     mask = os.umask(0)
@@ -48,7 +84,7 @@ def atomic_dir(target: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; it becomes ``target`` only if the block succeeds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.{_owner()}", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
         if target.exists():

@@ -35,7 +35,7 @@ from oct_srgan.config import DegradationConfig
 from oct_srgan.enums import Split, values
 from oct_srgan.errors import DataError, ScanError
 from oct_srgan.figures import degradation_preview, save_figure
-from oct_srgan.fsutil import atomic_dir, refuse_overlap
+from oct_srgan.fsutil import atomic_dir, refuse_overlap, remove_dead_temps
 from oct_srgan.io import Scan, find_scans, read_scan
 from oct_srgan.pairing import Reference, SourceScan, crop_to_scale, find_reference
 from oct_srgan.splitting import ContentJoins, check_fractions, content_key, dataset_key, group_of, keyed_id
@@ -324,6 +324,7 @@ def prepare_dataset(
         by_group.setdefault(group, []).append((path, rel))
     group_ids = {g: keyed_id(key, "group", g, 10) for g in by_group}
     ticks = iter(progress(files) if progress else files)
+    remove_dead_temps(Path(out).resolve().parent)  # what a killed earlier run was writing
     with atomic_dir(out, overwrite=overwrite) as tmp:
         stager = _Stager(key, options, tmp / ".staging", ticks, on_skip)
         for group in sorted(by_group):

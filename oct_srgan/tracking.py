@@ -16,6 +16,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from . import tracking_store
+from .errors import TrackingError
+
 DEFAULT_STORE = Path("mlruns")
 EXPERIMENT = "oct-srgan"
 _MAX_PARAM = 6000
@@ -47,10 +50,15 @@ def tracking_uri() -> str:
 
 def store_dir() -> Path | None:
     """The local folder holding the SQLite database (artifacts go beside it), or None for a server."""
-    uri = tracking_uri()
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///") :]).parent
-    return None
+    db = tracking_store.sqlite_file(tracking_uri())
+    return db.parent if db is not None else None
+
+
+def check_store() -> str:
+    """Reach the store and create its experiment before a stage does any work, so a store that cannot
+    work is one line in seconds (``TrackingError``); returns the experiment id."""
+    tracking_store.probe(tracking_uri(), write=True)
+    return experiment_id()
 
 
 def configure() -> str:
@@ -69,15 +77,25 @@ def configure() -> str:
 
 def experiment_id(name: str = EXPERIMENT) -> str:
     """The id of ``name``, created with artifacts under ``mlruns/artifacts`` when the store is local."""
+    uri = configure()
+    tracking_store.probe(uri, write=False)
+    with tracking_store.store_errors(uri), tracking_store.first_use(uri):
+        return _experiment_id(name)
+
+
+def _experiment_id(name: str) -> str:
     import mlflow
 
-    configure()
     exp = mlflow.get_experiment_by_name(name)
+    local = store_dir()
     if exp is not None:
+        foreign = tracking_store.foreign_artifacts(exp.artifact_location, local)
+        if foreign is not None:
+            raise TrackingError(f"{local}: experiment {name!r} keeps its artifacts in {foreign}, outside this store "
+                                "(a copied project folder?); move mlruns/ away or set MLFLOW_TRACKING_URI")
         if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
             mlflow.MlflowClient().set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
         return exp.experiment_id
-    local = store_dir()
     location = (local / "artifacts").as_uri() if local is not None else None
     return mlflow.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
 
@@ -115,9 +133,10 @@ def run(
     all_tags = {"stage": stage, "git_commit": git_commit(), **(tags or {})}
     if parent_run_id and run_id is None:
         all_tags["mlflow.parentRunId"] = parent_run_id
-    with mlflow.start_run(
-        run_id=run_id, experiment_id=None if run_id else exp_id, run_name=None if run_id else run_name, tags=all_tags
-    ) as active:
+    with tracking_store.store_errors(tracking_uri()):
+        started = mlflow.start_run(run_id=run_id, experiment_id=None if run_id else exp_id,
+                                   run_name=None if run_id else run_name, tags=all_tags)
+    with started as active:
         yield active
 
 

@@ -56,6 +56,7 @@ def chain(
     from oct_srgan.job_summary import Gain, best, summary_lines
 
     started = time.monotonic()
+    tracking.check_store()
     cfg = resolve_config(config or ("oct_x4_srresnet" if full else "main"))
     name = cfg.stem
     data, run_dir, logs = out / "dataset", out / "runs" / name, out / "logs"

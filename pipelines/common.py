@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import logging
 import os
 import re
+import signal
+import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import typer
@@ -125,13 +128,16 @@ def user_errors(fn: F | None = None, *, keep_memory: bool = True) -> Any:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from oct_srgan.allocator import keep_freed_memory
         from oct_srgan.config import ConfigError
-        from oct_srgan.errors import OctSrganError
+        from oct_srgan.errors import DISK_FULL_ERRNOS, OctSrganError
 
         quiet()
         if keep_memory:
             keep_freed_memory()
         try:
-            return fn(*args, **kwargs)
+            with _terminate_unwinds():
+                return fn(*args, **kwargs)
+        except Terminated:
+            raise fail("terminated (SIGTERM)", TERMINATED_EXIT) from None
         except (OctSrganError, ConfigError) as exc:
             raise fail(str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__) from None
         except KeyboardInterrupt:
@@ -139,6 +145,9 @@ def user_errors(fn: F | None = None, *, keep_memory: bool = True) -> Any:
         except OSError as exc:
             if os.environ.get("OCT_SRGAN_DEBUG"):
                 raise
+            if exc.errno in DISK_FULL_ERRNOS:
+                where = f": {exc.filename}" if exc.filename else ""
+                raise fail(f"disk full{where} ({exc.strerror or 'no space left on device'})") from None
             where = f"{exc.filename}: " if exc.filename else ""
             raise fail(f"{where}{exc.strerror or exc}") from None
         except (typer.Exit, typer.Abort, click_errors.ClickException):
@@ -155,6 +164,31 @@ def user_errors(fn: F | None = None, *, keep_memory: bool = True) -> Any:
             raise fail(f"unexpected {type(exc).__name__}: {text} (OCT_SRGAN_DEBUG=1 shows the traceback)") from None
 
     return wrapper  # type: ignore[return-value]
+
+
+TERMINATED_EXIT = 143  # the shell's code for a process ended by SIGTERM
+
+
+class Terminated(BaseException):
+    """SIGTERM raised in the main thread, so ``finally`` blocks remove temp files before the exit."""
+
+
+@contextlib.contextmanager
+def _terminate_unwinds() -> Iterator[None]:
+    """SIGTERM raises ``Terminated`` for the block (commands with their own handler, train's loop and
+    serve, install it over this one); outside the main thread nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminated(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _user_error_in_chain(exc: BaseException) -> BaseException | None:

@@ -36,11 +36,13 @@ def evaluate(
 ) -> None:
     """Score a model on every full B-scan of a split (or a natural-image benchmark) against bicubic, or judge it on native scans without references (--scans)."""
     from oct_srgan.data import open_dataset
+    from oct_srgan import tracking
     from oct_srgan.errors import DataError
     from oct_srgan.evaluation import EvalOptions, evaluate_benchmark, evaluate_split, open_model
 
     if sum(x is not None and x != [] for x in (data, benchmark, scans)) != 1:
         raise DataError("give exactly one of --data DIR, --benchmark set5|set14|PATH or --scans DIR_OR_FILES")
+    tracking.check_store()
     options = EvalOptions(out=out, tile=tile, overlap=overlap, limit=limit, extractor_weights=extractor_weights,
                           overwrite=overwrite, progress=not no_progress, fidelity=fidelity)
     loaded = open_model(model, device, precision.value)

@@ -83,6 +83,7 @@ def preprocess(
     def on_skip(path: Path, reason: str) -> None:
         tqdm.write(f"skipped: {reason}", file=sys.stderr)
 
+    tracking.check_store()
     report = prepare_dataset(inputs, out, options, overwrite=overwrite, progress=bar, on_skip=on_skip)
     # Folder names identify subjects: the console only, never the MLflow run (which gets the count).
     for pair in report.joined:

@@ -34,6 +34,7 @@ def train(
     from oct_srgan.training import train as run_training
 
     cfg = load_config(config, set_)
+    tracking.check_store()
     out_dir = out if out is not None else Path("runs") / cfg.name
     result = run_training(cfg, data, out_dir, resume=resume, device=device, progress=not no_progress,
                           overwrite=overwrite)

@@ -16,7 +16,7 @@ import torch
 
 from .. import io as scan_io
 from ..enums import InferencePrecision, look_up_option
-from ..fsutil import overlap_of
+from ..fsutil import overlap_of, remove_dead_temps
 from ..errors import ModelError, OctSrganError, ScanError, WriteError
 from ..loading import LoadedModel, load_model
 from ..precision import choose_inference_precision
@@ -222,6 +222,7 @@ def _plan(inputs: list[Path], out_dir: Path | None, suffix: str, overwrite: bool
     out_dir, out_file = _destination(inputs, out_dir, suffix)
     found = _found_scans(inputs, report, None if out_file is not None else out_dir)
     _check_writable(out_dir)
+    remove_dead_temps(out_dir)  # what a killed earlier run was writing
     claimed: dict[Path, Path] = {}
     return [(path, *_output_target(path, out_dir, out_file, suffix, overwrite, claimed)) for path in found]
 
@@ -229,13 +230,13 @@ def _plan(inputs: list[Path], out_dir: Path | None, suffix: str, overwrite: bool
 def _read(path: Path, precision: str, device: str | torch.device, max_pixels: int | None,
           notify: Callable[[str], None] | None) -> tuple[scan_io.Scan, str]:
     """The scan and the precision chosen for it ("auto": by its bit depth), said through ``notify`` with
-    a note for a colour scan read as grey."""
+    its notes (colour read as grey, 1-bit written as 8-bit, EXIF rotation)."""
     scan = scan_io.read_scan(path, max_pixels=max_pixels)
     chosen, why = choose_inference_precision(precision, device, scan.bit_depth)
     if notify is not None:
         notify(f"{path.name}: precision {chosen} ({why})")
-        if scan.colour_note:
-            notify(f"note: {path}: {scan.colour_note}")
+        for note in scan.notes:
+            notify(f"note: {path}: {note}")
     return scan, chosen
 
 

@@ -63,6 +63,8 @@ def find_scans(paths: Iterable[str | Path]) -> list[Path]:
             if not is_scan_file(p):
                 raise ScanError(f"{p}: not a supported scan file (expected {', '.join(scan_suffixes())} or DICOM)")
             found.add(p)
+        elif p.exists():
+            raise ScanError(f"{p}: not a regular file or folder (a FIFO, socket or device cannot be read as a scan)")
         else:
             raise ScanError(f"{p}: no such file or directory")
     return sorted(found)

@@ -237,7 +237,7 @@ def _write_dicom(scan: Scan, target: Path, derivation: str | None) -> None:
     """Source dataset with new pixels at the source bit depth; RGB sources are written MONOCHROME2."""
     src: pydicom.Dataset = scan.header
     if "PixelData" not in src:
-        raise ScanError(f"{target}: writing float-pixel DICOM is not supported")
+        raise ScanError(f"{scan.path or target.name}: writing float-pixel DICOM is not supported")
     ds = copy.deepcopy(src)
     n, h, w = scan.pixels.shape
     frames = ds.get("PerFrameFunctionalGroupsSequence")
@@ -246,6 +246,8 @@ def _write_dicom(scan: Scan, target: Path, derivation: str | None) -> None:
     photometric = str(src.PhotometricInterpretation)
     out_photometric = "MONOCHROME1" if photometric == "MONOCHROME1" else "MONOCHROME2"
     x = 1.0 - scan.pixels if out_photometric == "MONOCHROME1" else scan.pixels
+    if int(ds.BitsAllocated) == 1:  # no 1-bit writer: 0/1 become 0/255 (``Scan.depth_note`` says so)
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
     slope, intercept, lo, hi = _dicom_unit_range(ds)
     smin, smax, _, _ = _dicom_stored_range(ds)
     bits = int(ds.BitsAllocated)
@@ -278,7 +280,8 @@ def _write_dicom(scan: Scan, target: Path, derivation: str | None) -> None:
     ds.SeriesInstanceUID = generate_uid()
     if derivation:
         _mark_derived(ds, src, derivation)
-    ds.save_as(target, enforce_file_format=True)
+    # dcmwrite (not save_as) re-encodes a big-endian source in the little-endian syntax set above
+    pydicom.dcmwrite(target, ds, enforce_file_format=True)
 
 
 def _sniff_dicom(head: bytes, path: Path) -> str | None:

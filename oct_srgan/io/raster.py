@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import tifffile
-from PIL import Image, PngImagePlugin
+from PIL import Image, ImageOps, PngImagePlugin
 
 from ..errors import ScanError
 from .registry import ScanFormat, register_format
@@ -31,6 +31,7 @@ _PIL_FORMAT = {"png": "PNG", "jpeg": "JPEG", "bmp": "BMP"}
 _PIL_TO_RGB = {
     "P": "RGB", "PA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB", "LAB": "RGB", "HSV": "RGB", "RGBX": "RGB", "1": "L"
 }
+_EXIF_ORIENTATION = 0x0112
 _PHOTOMETRIC_BY_CHANNELS = {1: "MONOCHROME2", 2: "MONOCHROME2", 3: "RGB", 4: "RGBA"}
 
 
@@ -39,21 +40,51 @@ def _grey(x: np.ndarray) -> np.ndarray:
     return x[..., 0] if x.shape[-1] == 2 else luma(x)
 
 
-def _read_pil(path: Path, bscan_axis: int | None = None, *, fmt: str) -> Scan:
-    """One B-scan: 8-bit -> /255, 16-bit -> /65535; palette, colour and alpha modes go to grey."""
+# PNG colour types whose 16-bit samples PIL narrows to 8 bits (it has no 16-bit RGB, LA or RGBA mode).
+_PNG_WIDE_COLOUR = {2: "RGB", 4: "LA", 6: "RGBA"}
+
+
+def _png_wide_colour(path: Path) -> tuple[np.ndarray, str] | None:
+    """A 16-bit RGB / grey+alpha / RGBA PNG as ``[H, W, planes]`` uint16 and its mode, read with pypng
+    (PIL would return 8 bits); None for every other picture, which PIL reads exactly."""
+    with path.open("rb") as fh:
+        head = fh.read(26)
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[24] != 16 or head[25] not in _PNG_WIDE_COLOUR:
+        return None
+    import png
+
+    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    arr = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows])
+    return arr.reshape(height, width, info["planes"]), _PNG_WIDE_COLOUR[head[25]]
+
+
+def _pil_array(path: Path) -> tuple[np.ndarray, str, str | None, bool]:
+    """Samples as ``[H, W(, C)]``, PIL mode, PIL format and whether an EXIF rotation was applied."""
     from monai.data import PILReader
 
     reader = PILReader(reverse_indexing=False)
     img = reader.read(str(path))
     try:
         img.load()
+        turned = img.getexif().get(_EXIF_ORIENTATION, 1) not in (1, None)
+        if turned:  # a camera's JPEG stores its rotation in EXIF; the pixels are turned, the tag not kept
+            img = ImageOps.exif_transpose(img)
         mode = img.mode
         target_mode = "RGBA" if mode == "P" and "transparency" in img.info else _PIL_TO_RGB.get(mode)
         converted = img.convert(target_mode) if target_mode else img
         arr, _ = reader.get_data(converted)
-        arr = np.asarray(arr)
+        return np.asarray(arr), mode, img.format, turned
     finally:
         img.close()
+
+
+def _read_pil(path: Path, bscan_axis: int | None = None, *, fmt: str) -> Scan:
+    """One B-scan: 8-bit -> /255, 16-bit -> /65535; palette, colour and alpha modes go to grey."""
+    wide = _png_wide_colour(path) if fmt == "png" else None
+    if wide is not None:
+        (arr, mode), pil_format, turned = wide, "PNG", False
+    else:
+        arr, mode, pil_format, turned = _pil_array(path)
     arr = arr.astype(arr.dtype.newbyteorder("=")) if arr.dtype.byteorder == ">" else arr
     if arr.dtype == np.uint8:
         intensity, bits, dtype = (0.0, 255.0), 8, np.dtype(np.uint8)
@@ -68,7 +99,10 @@ def _read_pil(path: Path, bscan_axis: int | None = None, *, fmt: str) -> Scan:
     photometric = "PALETTE COLOR" if mode in ("P", "PA") else _PHOTOMETRIC_BY_CHANNELS.get(channels, "RGB")
     x = to_unit(arr, *intensity)
     pixels = (_grey(x) if channels > 1 else x)[None]
-    header = RasterHeader(mode=mode, dtype=dtype, intensity=intensity, info={"format": img.format})
+    info = {"format": pil_format or _PIL_FORMAT.get(fmt)}
+    if turned:
+        info["exif_orientation_applied"] = True
+    header = RasterHeader(mode=mode, dtype=dtype, intensity=intensity, info=info)
     return Scan(np.ascontiguousarray(pixels), Geometry(), fmt, bits, photometric, header, path)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydicom.errors import InvalidDicomError
 
-from ..errors import OutputExistsError, ScanError, WriteError, one_line
+from ..errors import DISK_FULL_ERRNOS, OutputExistsError, ScanError, WriteError, one_line
 from ..fsutil import atomic_path
 from ..limits import DEFAULT_MAX_PIXELS, check_pixels
 from .detect import format_of_name, scan_format
@@ -87,6 +87,8 @@ def write_scan(scan: Scan, path: str | Path, derivation: str | None = None, over
         except FileExistsError:
             raise OutputExistsError(f"{path}: output already exists (use --overwrite to replace it)") from None
         except OSError as exc:
+            if exc.errno in DISK_FULL_ERRNOS:
+                raise WriteError(f"disk full: {path} ({exc.strerror})") from None
             raise WriteError(f"{path}: cannot write: {exc.strerror or _reason(exc)}") from None
     return path
 

@@ -97,6 +97,21 @@ class Scan:
             return None
         return f"colour ({self.photometric}) converted to grey (luma 0.299 R + 0.587 G + 0.114 B); the output is grey"
 
+    @property
+    def depth_note(self) -> str | None:
+        """One line saying that 1-bit samples are written back as 8-bit (no writer keeps 1 bit), else None."""
+        if self.bit_depth != 1:
+            return None
+        return "1-bit samples are written as 8-bit (0 -> 0, 1 -> 255): the output's grey levels are not 1-bit"
+
+    @property
+    def notes(self) -> list[str]:
+        """Every way the pixels or the written file differ from the source's own, one line each."""
+        notes = [note for note in (self.colour_note, self.depth_note) if note]
+        if (getattr(self.header, "info", None) or {}).get("exif_orientation_applied"):
+            notes.append("EXIF orientation applied to the pixels; the output is stored upright without it")
+        return notes
+
     def with_pixels(self, new_pixels: Any) -> Scan:
         """A copy holding ``new_pixels`` (clipped to [0, 1]); row/col spacing scale by old/new size."""
         if hasattr(new_pixels, "detach"):

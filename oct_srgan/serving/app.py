@@ -68,8 +68,9 @@ async def _upload(request: Request) -> Response:
 
 
 async def _receive(request: Request, service: ScanService, limit_text: str) -> Response:
-    part = service.new_part_file()
+    part: Path | None = None
     try:
+        part = service.new_part_file()  # in the try: a full temp folder is 507 here too
         with part.open("wb") as fh:
             size = await stream_body(request, fh, service.max_bytes, limit_text)
         if size == 0:
@@ -85,7 +86,8 @@ async def _receive(request: Request, service: ScanService, limit_text: str) -> R
         log.warning("upload refused: the server's temp folder is full")
         return json_error(507, "the server's disk is full: try again later")
     finally:
-        part.unlink(missing_ok=True)  # kept uploads were renamed to their id by then
+        if part is not None:
+            part.unlink(missing_ok=True)  # kept uploads were renamed to their id by then
     return JSONResponse(upload.summary())
 
 

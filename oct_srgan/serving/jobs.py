@@ -83,10 +83,10 @@ class Upload:
     added: float = dataclasses.field(default_factory=time.monotonic)
 
     def summary(self) -> dict[str, Any]:
-        """What the page is told about the scan, with a note when colour was converted to grey."""
+        """What the page is told about the scan, with a note when colour went to grey, 1 bit to 8 or EXIF was applied."""
         n, h, w = self.scan.pixels.shape
         return {"id": self.id, "n_bscans": n, "height": h, "width": w, "format": self.format,
-                "suffix": self.suffix, "bit_depth": self.scan.bit_depth, "note": self.scan.colour_note}
+                "suffix": self.suffix, "bit_depth": self.scan.bit_depth, "note": "; ".join(self.scan.notes) or None}
 
 
 def read_upload(part: Path, folder: Path, max_pixels: int | None, factor: int = 16) -> Upload:

@@ -346,3 +346,19 @@ def test_model_file_spec_is_checked_against_its_weights_first(tmp_path: Path, ti
                                       "--model", str(tmp_path / "g.pt"), "--no-progress"])
     assert result.exit_code == 2 and expected in result.output and "unexpected" not in result.output, result.output
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200 * 1024  # KiB: no 1.85 GB net built
+
+
+def test_jpeg_exif_orientation_is_applied(tmp_path: Path, tiny_generator_file: Path) -> None:
+    from oct_srgan.io import read_scan
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown rotated 90 degrees clockwise
+    stored = np.tile(np.linspace(0, 255, 40, dtype=np.uint8), (24, 1))
+    Image.fromarray(stored).save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    scan = read_scan(tmp_path / "phone.jpg")
+    assert scan.pixels.shape == (1, 40, 24) and scan.header.info.get("exif_orientation_applied")
+    result = CliRunner().invoke(app, ["enhance", str(tmp_path / "phone.jpg"), "-o", str(tmp_path / "o"),
+                                      "--model", str(tiny_generator_file), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "o" / "phone_sr.jpg") as out:
+        assert out.size == (96, 160) and out.getexif().get(0x0112, 1) == 1
