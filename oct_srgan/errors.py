@@ -5,7 +5,9 @@ The CLI prints ``error: <message>`` and exits non-zero for any of these, never a
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Callable, Iterator
 
 
 class OctSrganError(Exception):
@@ -74,3 +76,15 @@ def one_line(exc: BaseException) -> str:
     """``exc`` as one line of at most 200 characters, without advice about library keyword arguments."""
     text = " ".join(_LIBRARY_ADVICE.sub("", str(exc)).split()).rstrip(" .;,") or type(exc).__name__
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+@contextlib.contextmanager
+def raised_as(make: Callable[[Exception], OctSrganError], keep: type[OctSrganError] = OctSrganError) -> Iterator[None]:
+    """Let ``keep`` errors through and turn any other failure into ``make(exc)``: a library's own
+    exception becomes the one line the CLI prints."""
+    try:
+        yield
+    except keep:
+        raise
+    except Exception as exc:
+        raise make(exc) from exc

@@ -10,6 +10,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from .processes import alive
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | Path, exclusive: bool = False) -> Iterator[Path]:
@@ -55,20 +57,11 @@ def remove_dead_temps(directory: str | Path) -> list[Path]:
     gone = []
     for p in directory.iterdir():
         match = _OWNED_TEMP.match(p.name)
-        if match is None or _alive(int(match.group(1))):
+        if match is None or alive(int(match.group(1))):
             continue
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
         gone.append(p)
     return gone
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 

@@ -41,6 +41,17 @@ class Weights:
 _MIX = {"modes": ["bicubic", "decimate"], "blur": [0.0, 1.0], "blur_prob": 0.3, "speckle": [0.0, 0.0], "speckle_prob": 0.0}
 
 
+def _shipped(name: str, file: str, card: str, axes: str, mode: str, dataset_hash: str, *,
+             model: tuple[float, float], bicubic: tuple[float, float]) -> Weights:
+    """One shipped x4 grey model: its file, card, the degradation it was trained on and its card's
+    test numbers ((PSNR, SSIM) of the model and of bicubic on the 10 test B-scans, clean references)."""
+    evaluation = {"split": "test", "target": "reference", "dataset_hash": dataset_hash, "n_images": 10,
+                  "model_psnr": model[0], "model_ssim": model[1], "bicubic_psnr": bicubic[0], "bicubic_ssim": bicubic[1]}
+    degradation = {"mode": mode, "axes": axes, "speckle": 0.0, "mix": _MIX}
+    return Weights(file=file, meta={"name": name, "scale": 4, "upsample_axes": axes, "in_channels": 1,
+                                    "degradation": degradation, "card": card, "evaluation": evaluation})
+
+
 class OctSrganWeights(Enum):
     """The weights shipped with oct-srgan, each named on the command line by its ``name`` (any case).
 
@@ -51,51 +62,12 @@ class OctSrganWeights(Enum):
     registered-average (clean) references of the Duke Bioptigen test subjects.
     """
 
-    OCT_X4 = Weights(
-        file="oct_srgan_x4.pt",
-        meta={
-            "name": "default",
-            "scale": 4,
-            "upsample_axes": "both",
-            "in_channels": 1,
-            "degradation": {"mode": "bicubic", "axes": "both", "speckle": 0.0, "mix": _MIX},
-            "card": "MODEL_CARD.md",
-            "evaluation": {
-                "split": "test", "target": "reference", "dataset_hash": "5b29cf6aa3281402", "n_images": 10,
-                "model_psnr": 26.9387, "model_ssim": 0.6944, "bicubic_psnr": 25.3461, "bicubic_ssim": 0.5925,
-            },
-        },
-    )
-    OCT_X4_GAN = Weights(
-        file="oct_srgan_x4_gan.pt",
-        meta={
-            "name": "gan",
-            "scale": 4,
-            "upsample_axes": "both",
-            "in_channels": 1,
-            "degradation": {"mode": "bicubic", "axes": "both", "speckle": 0.0, "mix": _MIX},
-            "card": "MODEL_CARD_gan.md",
-            "evaluation": {
-                "split": "test", "target": "reference", "dataset_hash": "5b29cf6aa3281402", "n_images": 10,
-                "model_psnr": 26.9981, "model_ssim": 0.6944, "bicubic_psnr": 25.3461, "bicubic_ssim": 0.5925,
-            },
-        },
-    )
-    OCT_X4_LATERAL = Weights(
-        file="oct_srgan_x4_lateral.pt",
-        meta={
-            "name": "lateral",
-            "scale": 4,
-            "upsample_axes": "lateral",
-            "in_channels": 1,
-            "degradation": {"mode": "decimate", "axes": "lateral", "speckle": 0.0, "mix": _MIX},
-            "card": "MODEL_CARD_lateral.md",
-            "evaluation": {
-                "split": "test", "target": "reference", "dataset_hash": "d96ff683d137d9eb", "n_images": 10,
-                "model_psnr": 26.8318, "model_ssim": 0.6873, "bicubic_psnr": 18.1452, "bicubic_ssim": 0.1142,
-            },
-        },
-    )
+    OCT_X4 = _shipped("default", "oct_srgan_x4.pt", "MODEL_CARD.md", "both", "bicubic",
+                      "5b29cf6aa3281402", model=(26.9387, 0.6944), bicubic=(25.3461, 0.5925))
+    OCT_X4_GAN = _shipped("gan", "oct_srgan_x4_gan.pt", "MODEL_CARD_gan.md", "both", "bicubic",
+                          "5b29cf6aa3281402", model=(26.9981, 0.6944), bicubic=(25.3461, 0.5925))
+    OCT_X4_LATERAL = _shipped("lateral", "oct_srgan_x4_lateral.pt", "MODEL_CARD_lateral.md", "lateral", "decimate",
+                              "d96ff683d137d9eb", model=(26.8318, 0.6873), bicubic=(18.1452, 0.1142))
     DEFAULT = OCT_X4
 
     def __repr__(self) -> str:

@@ -38,10 +38,11 @@ class ChildResult:
         return 128 - self.code if self.code < 0 else self.code
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether any process of the group ``pgid`` still exists."""
+def alive(pid: int, *, group: bool = False) -> bool:
+    """Whether process ``pid`` (or, with ``group``, any process of the group ``pid``) still exists;
+    one owned by another user counts as alive."""
     try:
-        os.killpg(pgid, 0)
+        (os.killpg if group else os.kill)(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -58,13 +59,13 @@ def _signal_group(pgid: int, signum: int) -> None:
 
 def stop_group(pgid: int, grace_s: float = GRACE_S) -> None:
     """SIGTERM to the group, then SIGKILL to what is left after ``grace_s`` seconds."""
-    if not group_alive(pgid):
+    if not alive(pgid, group=True):
         return
     _signal_group(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while group_alive(pgid) and time.monotonic() < deadline:
+    while alive(pgid, group=True) and time.monotonic() < deadline:
         time.sleep(0.1)
-    if group_alive(pgid):
+    if alive(pgid, group=True):
         _signal_group(pgid, signal.SIGKILL)
 
 

@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import OctSrganError, TrackingError, one_line
+from .errors import TrackingError, one_line, raised_as
 
 # Database schemes MLflow stores runs in, and the driver modules SQLAlchemy may use for each.
 DB_DRIVERS = {"postgresql": ("psycopg2", "psycopg", "pg8000"), "mysql": ("pymysql", "MySQLdb", "mysql.connector"),
@@ -119,15 +119,9 @@ def first_use(uri: str) -> Iterator[None]:
         raise TrackingError(f"{db}: another run held the tracking store for {LOCK_TIMEOUT_S:.0f} s") from None
 
 
-@contextlib.contextmanager
-def store_errors(uri: str) -> Iterator[None]:
+def store_errors(uri: str) -> contextlib.AbstractContextManager[None]:
     """Turn any failure of the store into one ``TrackingError`` line (disk full says which file)."""
-    try:
-        yield
-    except OctSrganError:
-        raise
-    except Exception as exc:
-        raise TrackingError(describe(exc, uri)) from None
+    return raised_as(lambda exc: TrackingError(describe(exc, uri)))
 
 
 def describe(exc: BaseException, uri: str) -> str:

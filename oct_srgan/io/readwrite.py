@@ -3,13 +3,12 @@ table, and turn every failure into one ``ScanError`` line that starts with the p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import contextlib
 from pathlib import Path
 
 from pydicom.errors import InvalidDicomError
 
-from ..errors import DISK_FULL_ERRNOS, OutputExistsError, ScanError, WriteError, one_line
+from ..errors import DISK_FULL_ERRNOS, OutputExistsError, ScanError, WriteError, one_line, raised_as
 from ..fsutil import atomic_path
 from ..limits import DEFAULT_MAX_PIXELS, check_pixels
 from .detect import format_of_name, scan_format
@@ -26,15 +25,9 @@ def _reason(exc: BaseException) -> str:
     return one_line(exc)
 
 
-@contextmanager
-def _as_scan_error(what: str) -> Iterator[None]:
+def _as_scan_error(what: str) -> contextlib.AbstractContextManager[None]:
     """Let ``ScanError`` through and turn any other failure into ``ScanError('<what>: <reason>')``."""
-    try:
-        yield
-    except ScanError:
-        raise
-    except Exception as exc:
-        raise ScanError(f"{what}: {_reason(exc)}") from exc
+    return raised_as(lambda exc: ScanError(f"{what}: {_reason(exc)}"), ScanError)
 
 
 def read_scan(path: str | Path, bscan_axis: int | None = None, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Scan:

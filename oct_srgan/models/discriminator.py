@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..enums import Norm, look_up_option
+from .init import kaiming_init
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -64,14 +65,7 @@ class Discriminator(nn.Module):
 
     def _init_weights(self) -> None:
         """Kaiming normal (gain for LeakyReLU 0.2) for convs and dense layers, BN weight 1 bias 0."""
-        for module in self.modules():
-            if isinstance(module, (nn.Conv2d, nn.Linear)):
-                nn.init.kaiming_normal_(module.weight, a=LEAKY_SLOPE, nonlinearity="leaky_relu")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        kaiming_init(self, LEAKY_SLOPE)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Activations after each of the eight conv blocks ('block0' .. 'block7'), for feature matching."""

@@ -27,6 +27,7 @@ from torch import nn
 from ..enums import Axes, Norm, UpsampleMode, look_up_option, values
 from .activations import PReLU
 from .fast_tail import strided_index, subpixel_index, subpixel_tail
+from .init import kaiming_init
 
 UPSAMPLE_MODES = values(UpsampleMode)
 PRELU_INIT = 0.25
@@ -178,15 +179,9 @@ class SRResNet(nn.Module):
         ``norm='none'`` the 16 residual additions start near identity instead of growing the
         activations block by block; with BatchNorm the scale is normalised away.
         """
+        kaiming_init(self, PRELU_INIT)
         for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, a=PRELU_INIT, nonlinearity="leaky_relu")
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.PReLU):
+            if isinstance(module, nn.PReLU):
                 nn.init.constant_(module.weight, PRELU_INIT)
         with torch.no_grad():
             for block in self.blocks:

@@ -2,7 +2,16 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const PANELS = ["input", "bicubic", "sr", "diff", "hr"];
+// Every panel on the page: its caption, image text and whether it starts hidden (built by buildPanels).
+const PANEL_VIEWS = [
+  { name: "input", caption: "input", alt: "input B-scan", label: "input" },
+  { name: "bicubic", caption: "bicubic", alt: "bicubic upscaling", label: "bicubic" },
+  { name: "sr", caption: "SR (model)", alt: "super-resolved B-scan", label: "SR" },
+  { name: "diff", caption: "SR − bicubic", alt: "difference SR minus bicubic", label: "difference",
+    title: "Mid-grey: SR equals bicubic; brighter: SR brighter; darker: SR darker" },
+  { name: "hr", caption: "original (scored against)", alt: "original B-scan", label: "original", hidden: true },
+];
+const PANELS = PANEL_VIEWS.map((view) => view.name);
 const PROCESSED_PANELS = ["bicubic", "sr", "diff"]; // exist per B-scan once the worker has done it
 const POLL_MS = 400;
 const MAX_ZOOM = 32;
@@ -78,7 +87,9 @@ async function loadFormats() {
   try {
     const formats = await api("GET", "/api/formats");
     state.suffixes = formats.suffixes;
-    $("file-input").accept = [...formats.suffixes, ...formats.media_types].join(",");
+    const accept = [...formats.suffixes, ...formats.media_types].join(",");
+    $("file-input").accept = accept;
+    $("reference-input").accept = accept;
   } catch (err) {
     showError(err.message);
   }
@@ -637,7 +648,31 @@ function onPointerDown(event) {
 // ---------------------------------------------------------------------------------------------
 // wiring
 
+function element(tag, attributes = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, value);
+  node.append(...children);
+  return node;
+}
+
+// The panel figures (ids figure-, caption-, panel-, pending-<name>), one per PANEL_VIEWS entry.
+function buildPanels() {
+  for (const view of PANEL_VIEWS) {
+    const caption = element("figcaption", { id: `caption-${view.name}`, ...(view.title ? { title: view.title } : {}) });
+    caption.textContent = view.caption;
+    const image = element("img", { id: `panel-${view.name}`, alt: view.alt, draggable: "false" });
+    const pending = element("div", { class: "pending", id: `pending-${view.name}` });
+    pending.hidden = true;
+    const viewport = element("div", { class: "viewport", tabindex: "0",
+      "aria-label": `${view.label} panel: + and − zoom, arrow keys pan` }, [element("div", { class: "layer" }, [image]), pending]);
+    const figure = element("figure", { class: "panel", id: `figure-${view.name}`, "data-panel": view.name }, [caption, viewport]);
+    figure.hidden = Boolean(view.hidden);
+    $("panels").append(figure);
+  }
+}
+
 function init() {
+  buildPanels();
   $("file-input").addEventListener("change", (e) => handleFile(e.target.files[0]));
   $("reference-input").addEventListener("change", (e) => handleReference(e.target.files[0]));
   const zone = $("drop-zone");
