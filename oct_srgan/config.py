@@ -22,7 +22,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class DegradationConfig:
-    """How HR B-scans become LR inputs (design.md, 'Degradation')."""
+    """How HR B-scans become LR inputs (one owner: the dataset records it; see docs/architecture.md)."""
 
     mode: Literal["bicubic", "area", "decimate"] = "bicubic"
     axes: Literal["both", "lateral"] = "both"
@@ -46,7 +46,7 @@ class MixConfig:
 class DataConfig:
     scale: int = 4
     hr_crop: int = 96
-    # None = the dataset's own degradation (design.md, "One owner for the degradation"); a value
+    # None = the dataset's own degradation (the dataset owns it); a value
     # here must agree with the dataset or training is refused.
     degradation: DegradationConfig | None = None
     # What the generator learns to produce: the group's clean reference or the scan itself.

@@ -10,10 +10,9 @@ from torch import nn
 class _OneSlopePReLU(torch.autograd.Function):
     """``prelu(x, a)`` for one slope ``a``; the backward is ATen's leaky-ReLU backward plus one fp32 sum.
 
-    ATen's PReLU backward kernel also reduces the slope gradient, and on 2 CPU cores it took 34 ms
-    for the paper generator's [16, 256, 48, 48] bf16 map against 6.5 ms here (fp32: 30 vs 14 ms),
-    about 5 % of an SRGAN training step. The input gradient is identical; the slope gradient is
-    summed in fp32 (ATen sums a bf16 map in bf16).
+    ATen's PReLU backward kernel also reduces the slope gradient and is several times slower on CPU
+    (``bench/train_step.py`` measures the step). The input gradient is identical; the slope gradient
+    is summed in fp32 (ATen sums a bf16 map in bf16).
     """
 
     @staticmethod

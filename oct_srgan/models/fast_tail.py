@@ -10,7 +10,7 @@ weight on every call, so training updates the paper's own parameter and checkpoi
 
 On the CPU a conv with 4 outputs wastes most of oneDNN's 16-wide output blocks, so there the same
 sums run as a stride-2 6x6 conv to 16 outputs, the 4 x 4 HR sub-pixels of each LR cell, followed by
-PixelShuffle(4) (1.44x the multiply-adds, 2.2x faster in bf16 and 1.2-1.5x in fp32 training), or,
+PixelShuffle(4) (1.44x the multiply-adds, yet faster: ``bench/train_step.py``), or,
 for fp32 inference, as :func:`shifted_sum_conv`.
 """
 

@@ -2,12 +2,11 @@
 
 After BatchNorm folding, every conv of the SRResNet body is followed by a one-slope PReLU (= a leaky
 ReLU) or by the residual addition. Run eagerly, each of those is one more pass over a full feature
-map: on 2 CPU cores they cost about 15 % of the paper net's fp32 time. oneDNN applies the activation
+map, a noticeable share of the net's CPU time (``bench/speed.py``). oneDNN applies the activation
 inside the conv's own output loop (``torch.ops.mkldnn._convolution_pointwise``, the op Inductor's
 CPU fusion emits), with the same arithmetic. The residual addition is not a post-op: oneDNN's
-binary-add post-op measured slower than the conv followed by an in-place add (fp32, 48 x 450 x 900:
-52 vs 44 ms; 64 x 256 x 256: 13.3 vs 12.7 ms; bf16 alike), so it is done in place on the conv's
-fresh output. Models or devices where this does not apply are left as they are.
+binary-add post-op measured slower than the conv followed by an in-place add (fp32 and bf16), so
+it is done in place on the conv's fresh output. Models or devices where this does not apply are left as they are.
 """
 
 from __future__ import annotations

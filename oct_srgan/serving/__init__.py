@@ -12,8 +12,9 @@ of the same location). What keeps it safe:
 - The download request may carry the source's file name (``?name=``) so the enhanced file keeps it
   (``scan.dcm`` -> ``scan_sr.dcm``); it is reduced to ``[A-Za-z0-9._-]``, used for that one
   response header and neither stored nor logged.
-- Files are identified by content: stored as ``<sha256><suffix>`` with the suffix from the magic
-  bytes, and addressed by that hash only (``[0-9a-f]{64}``; anything else is 404).
+- Each upload gets its own unguessable id (64 random hex digits), stored as ``<id><suffix>`` with
+  the suffix from the magic bytes and addressed by that id only (anything else is 404), so two users
+  with the same file never share a job and no id tells whether a file was uploaded.
 - The static files are read once into memory; a request never names a file on disk.
 - Errors reach the client as one line of JSON ``{"error": ...}``, without a stack trace or a
   server path. Nothing from a DICOM header but geometry and bit depth is returned or logged.
@@ -21,7 +22,8 @@ of the same location). What keeps it safe:
 Processing runs in one background worker thread, one B-scan at a time, so the server stays
 responsive and the page can poll progress and show B-scans as they are done.
 
-Modules: ``app`` (routes and handlers), ``server`` (listening and running), ``security``
+Modules: ``app`` (routes and handlers), ``server`` (listening and running), ``limits`` (what an
+upload may cost before it is read), ``security``
 (headers, Host/Origin checks, download names), ``service`` (:class:`ScanService`, which ties
 together ``jobs`` (scans, eviction, the worker), ``processing`` (the model's work), ``panels``
 and ``reports``) and ``errors``; formats are sniffed by ``oct_srgan.io.detect_format``.
