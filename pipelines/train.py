@@ -7,11 +7,11 @@ from typing import Optional
 
 import typer
 
-from oct_srgan.pipelines.common import user_errors
+from oct_srgan.pipelines.common import TERMINATED_EXIT, user_errors
 
 app = typer.Typer(add_completion=False)
 
-INTERRUPTED_EXIT = 130
+INTERRUPTED_EXIT = 130  # the shell's code for Ctrl+C; SIGTERM (also on another rank) exits TERMINATED_EXIT
 
 
 @app.command()
@@ -41,7 +41,7 @@ def train(
     if result.interrupted:
         where = f"checkpoint {result.checkpoint_path}; " if result.checkpoint_path else ""
         typer.echo(f"interrupted at step {result.step}: {where}continue with --resume --out {out_dir}", err=True)
-        raise typer.Exit(INTERRUPTED_EXIT)
+        raise typer.Exit(INTERRUPTED_EXIT if result.stop_signal == "SIGINT" else TERMINATED_EXIT)
     if result.generator_path is None:
         return
     summary = ", ".join(f"{k.removeprefix('val/')} {v:.4f}" for k, v in result.metrics.items() if k.startswith("val/"))

@@ -52,6 +52,8 @@ class TrainResult:
     step: int
     model_uri: str | None = None
     interrupted: bool = False
+    # SIGINT or SIGTERM when this rank received the signal that stopped the run, else None.
+    stop_signal: str | None = None
 
 
 @contextlib.contextmanager
@@ -168,7 +170,7 @@ class Trainer:
                     last_ckpt = self.save(step) or last_ckpt
                 self.hooks.interrupted(step)
                 return TrainResult(None, last_ckpt if self.ranks.main else None, dict(self.last_metrics),
-                                   self.run_id, step, interrupted=True)
+                                   self.run_id, step, interrupted=True, stop_signal=flag["signal"])
         return self._finish(step, last_ckpt, validated_at)
 
     def _step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:

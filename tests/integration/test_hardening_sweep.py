@@ -14,6 +14,7 @@ import gzip
 import json
 import shutil
 import struct
+import time
 from pathlib import Path
 
 import nibabel as nib
@@ -362,3 +363,33 @@ def test_jpeg_exif_orientation_is_applied(tmp_path: Path, tiny_generator_file: P
     assert result.exit_code == 0, result.output
     with Image.open(tmp_path / "o" / "phone_sr.jpg") as out:
         assert out.size == (96, 160) and out.getexif().get(0x0112, 1) == 1
+
+
+def test_serve_truncated_uploads_are_one_line_and_leave_nothing(tmp_path: Path) -> None:
+    import http.client
+    import socket
+    import urllib.parse
+
+    from oct_srgan import serving
+    from tests.helpers.serving import upload
+
+    web_app = _served(tmp_path)
+    with serving.background(web_app) as base:
+        status, body = upload(base, (FORMATS / "oct_bscan16_s14.png").read_bytes()[:3000])
+        assert status == 400 and "truncated" in body["error"] and "\n" not in body["error"], body
+        url = urllib.parse.urlsplit(base)
+        conn = http.client.HTTPConnection(url.hostname, url.port, timeout=10)
+        conn.putrequest("POST", "/api/scans")
+        conn.putheader("Content-Type", "application/octet-stream")
+        conn.putheader("Content-Length", "100000")
+        conn.endheaders()
+        conn.send(_png(1, 64)[:500])
+        conn.sock.shutdown(socket.SHUT_WR)  # the client gives up half-way
+        try:
+            answer = conn.getresponse().status
+        except (http.client.RemoteDisconnected, ConnectionError):
+            answer = None  # the server may just drop a request whose body never came
+        conn.close()
+        assert answer in (None, 400), answer
+        time.sleep(0.5)
+        assert list(web_app.state.service.workdir.iterdir()) == []

@@ -244,7 +244,10 @@ def test_bscan_pixels_match_the_scan(server) -> None:
     np.testing.assert_array_equal(shown, expected)
 
 
-def test_serve_command_serves_until_ctrl_c_and_removes_its_uploads(model_file: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("stop", "code"), [(signal.SIGINT, 0), (signal.SIGTERM, 143)])
+def test_serve_command_serves_until_stopped_and_removes_its_uploads(model_file: Path, tmp_path: Path, stop: int,
+                                                                    code: int) -> None:
+    """Ctrl+C is a normal stop; SIGTERM (``kill``) exits 143, the shell's code for it, not -15."""
     temp = tmp_path / "tmp"
     temp.mkdir()
     with socket.socket() as probe:
@@ -269,14 +272,14 @@ def test_serve_command_serves_until_ctrl_c_and_removes_its_uploads(model_file: P
             assert time.monotonic() < deadline, f"serve did not start: {log.read_text()}"
             time.sleep(0.3)
         assert upload(base, BSCAN16_PNG.read_bytes())[0] == 200
-        assert [len(list(d.iterdir())) for d in temp.iterdir()] == [1]
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=30) == 0, log.read_text()
+        assert [len(list(d.iterdir())) for d in temp.glob("oct-srgan-serve-*")] == [1], list(temp.iterdir())
+        proc.send_signal(stop)
+        assert proc.wait(timeout=30) == code, log.read_text()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
-    assert list(temp.iterdir()) == []
+    assert list(temp.glob("oct-srgan-serve-*")) == []  # torch may keep its own cache folder there
     assert f"model tiny_x4.pt (x4) at {base}" in log.read_text()
 
 

@@ -194,9 +194,32 @@ def test_signal_finishes_the_step_and_saves_a_checkpoint(
     before = signal.getsignal(signal.SIGINT)
     result = training.train(tiny("train.iterations=10", "data.num_workers=1"), patch_data, tmp_path / "out", progress=False)
     assert result.interrupted and result.step == 3 and result.generator_path is None
+    assert result.stop_signal == "SIGINT"
     assert result.checkpoint_path == tmp_path / "out" / "checkpoints" / "step_0000003.pt"
     assert checkpoint.load_checkpoint(result.checkpoint_path)["step"] == 3
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_sigterm_stops_train_with_exit_143_and_a_checkpoint(
+    patch_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from oct_srgan.pipelines.train import app
+
+    step = training.train_step
+    calls = {"n": 0}
+
+    def terminate_during_step_2(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return step(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_step", terminate_during_step_2)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["--config", str(SMOKE), "--data", str(patch_data), "--out", str(out),
+                                      "--no-progress", "--set", "train.iterations=10", "--set", "data.num_workers=0"])
+    assert result.exit_code == 143, result.output
+    assert f"interrupted at step 2: checkpoint {out / 'checkpoints' / 'step_0000002.pt'}" in result.output
 
 
 def test_checkpoint_of_another_architecture_is_refused(patch_data: Path, tmp_path: Path) -> None:

@@ -117,12 +117,14 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_sigterm_to_ui_closes_the_port_and_leaves_no_child(mlflow_store: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_sigterm_to_ui_closes_the_port_and_leaves_no_child(mlflow_store: Path, tmp_path: Path, host: str) -> None:
+    """Also: bound to every interface, the UI warns in one line that it has no login."""
     port = free_port()
     command = Path(sys.executable).parent / "oct-srgan"
     log = tmp_path / "ui.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([str(command), "ui", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen([str(command), "ui", "--port", str(port), "--host", host], stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, cwd=tmp_path, start_new_session=True)
     try:
         deadline = time.monotonic() + STARTUP
@@ -137,5 +139,7 @@ def test_sigterm_to_ui_closes_the_port_and_leaves_no_child(mlflow_store: Path, t
         assert proc.wait(timeout=30) == 0, log.read_text()[-2000:]
         assert not port_open(port)
         assert sorted(pid for pid in children if not gone(pid)) == []
+        warned = "warning: the MLflow UI has no login; anyone who can reach this address can read and delete the runs"
+        assert (warned in log.read_text()) == (host == "0.0.0.0")
     finally:
         stop(proc)
