@@ -7,13 +7,17 @@ MLflow records the whole recipe. Unknown keys and wrong types are refused with o
 from __future__ import annotations
 
 import dataclasses
+import enum
+import os
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Union
 
 import yaml
+
+from .enums import AdversarialLoss, Axes, DegradationMode, Norm, PixelLoss, Stage, Target, UpsampleMode, values
 
 
 class ConfigError(ValueError):
@@ -24,8 +28,8 @@ class ConfigError(ValueError):
 class DegradationConfig:
     """How HR B-scans become LR inputs (one owner: the dataset records it; see docs/architecture.md)."""
 
-    mode: Literal["bicubic", "area", "decimate"] = "bicubic"
-    axes: Literal["both", "lateral"] = "both"
+    mode: DegradationMode = "bicubic"
+    axes: Axes = "both"
     speckle: float = 0.0
 
 
@@ -50,7 +54,7 @@ class DataConfig:
     # here must agree with the dataset or training is refused.
     degradation: DegradationConfig | None = None
     # What the generator learns to produce: the group's clean reference or the scan itself.
-    target: Literal["auto", "reference", "self"] = "auto"
+    target: Target = "auto"
     # Training draws LR from this random mix instead of the dataset's own mode (None: the dataset's).
     mix: MixConfig | None = None
     # Random gain x(1 +- gain) and offset +- offset applied to input and target alike: the model
@@ -75,10 +79,10 @@ class ModelConfig:
     in_channels: int = 1
     channels: int = 64
     num_blocks: int = 16
-    norm: Literal["batch", "none"] = "batch"
+    norm: Norm = "batch"
     # 'paper': two x2 conv + pixel-shuffle stages and a 9x9 tail conv at HR (Ledig et al.);
     # 'lr_shuffle': one 3x3 conv at LR to scale**2 channels + one pixel shuffle (much faster).
-    upsample: Literal["paper", "lr_shuffle"] = "paper"
+    upsample: UpsampleMode = "paper"
     disc_channels: int = 64
 
 
@@ -93,19 +97,19 @@ class ExtractorConfig:
 
 @dataclass
 class LossConfig:
-    pixel: Literal["mse", "l1"] = "mse"
+    pixel: PixelLoss = "mse"
     pixel_weight: float = 1.0
     # + weight x (1 - SSIM) inside the pixel term (0 = plain pixel loss, as in the paper).
     ssim_weight: float = 0.0
     content_weight: float = 0.0
-    adversarial: Literal["bce", "relativistic"] = "bce"
+    adversarial: AdversarialLoss = "bce"
     adversarial_weight: float = 0.0
     extractor: ExtractorConfig = field(default_factory=ExtractorConfig)
 
 
 @dataclass
 class TrainConfig:
-    stage: Literal["srresnet", "srgan"] = "srresnet"
+    stage: Stage = "srresnet"
     init_from: str | None = None
     batch_size: int = 16
     iterations: int = 1000
@@ -163,10 +167,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             except ConfigError as exc:
                 errors.append(str(exc))
         raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
-    if origin is Literal:
-        if value not in args:
-            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
-        return value
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):  # a choice of oct_srgan.enums, kept as its plain string
+        if value not in values(tp):
+            raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, values(tp)))}")
+        return str(value)
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
@@ -239,6 +243,11 @@ def shipped_configs() -> dict[str, Path]:
     except ModuleNotFoundError:
         return {}
     return {Path(str(f)).stem: Path(str(f)) for f in folder.iterdir() if str(f).endswith(".yaml")}
+
+
+def shared_data_root() -> Path:
+    """The shared real OCT data: ``$OCT_SRGAN_DATA``, else ``../shared/data`` beside the repository."""
+    return Path(os.environ.get("OCT_SRGAN_DATA", "../shared/data"))
 
 
 def resolve_config(name_or_path: str | Path) -> Path:

@@ -138,7 +138,7 @@ def check_compatible(info: DatasetInfo, cfg: Config) -> None:
         )
 
 
-def resolve_config(info: DatasetInfo, cfg: Config) -> Config:
+def config_for_dataset(info: DatasetInfo, cfg: Config) -> Config:
     """The config with the dataset's degradation and a concrete training target filled in.
 
     The dataset owns the degradation: its fixed val/test LR were made with it, so training LR must

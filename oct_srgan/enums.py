@@ -38,6 +38,10 @@ Precision = StrEnum("Precision", {"FP32": "fp32", "BF16": "bf16"})
 InferencePrecision = StrEnum("InferencePrecision", {"AUTO": "auto", "FP32": "fp32", "BF16": "bf16"})
 # How overlapping tiles are blended: smooth Gaussian weights or a step (plain cropping).
 BlendMode = StrEnum("BlendMode", {"GAUSSIAN": "gaussian", "CONSTANT": "constant"})
+# What the generator learns to produce: the group's clean reference, the scan itself, or whichever the dataset has.
+Target = StrEnum("Target", {"AUTO": "auto", "REFERENCE": "reference", "SELF": "self"})
+# A training stage: SRResNet (pixel loss) or SRGAN (adds content and adversarial losses).
+Stage = StrEnum("Stage", {"SRRESNET": "srresnet", "SRGAN": "srgan"})
 # The splits of a prepared dataset.
 Split = StrEnum("Split", {"TRAIN": "train", "VAL": "val", "TEST": "test"})
 # SSIM window: MONAI's Gaussian 11x11 (what SR papers report) or scikit-image's uniform 7x7.

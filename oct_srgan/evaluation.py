@@ -17,7 +17,6 @@ registered version. ``oct-srgan evaluate`` and the model card (:mod:`oct_srgan.m
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
+from oct_srgan.config import shared_data_root
 from oct_srgan.data import DatasetInfo, check_model_degradation, eval_items
 from oct_srgan.errors import DataError, ModelError
 from oct_srgan.fsutil import refuse_overlap
@@ -240,7 +240,7 @@ def evaluate_split(model: ModelUnderTest, dataset: DatasetInfo, split: str = "te
 def evaluate_benchmark(model: ModelUnderTest, benchmark: str, options: EvalOptions = EvalOptions(),
                        data_root: Path | None = None) -> Evaluation:
     """Score ``model`` on ``set5``, ``set14`` (under ``data_root``, default ``$OCT_SRGAN_DATA``) or a folder of images."""
-    root = data_root or Path(os.environ.get("OCT_SRGAN_DATA", "../shared/data"))
+    root = data_root or shared_data_root()
     folder = benchmark_folder(benchmark, root)
     items = benchmark_items(folder, model.model.scale)[: options.limit or None]
     name = f"benchmark-{folder.name.lower()}"

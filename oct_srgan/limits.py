@@ -8,6 +8,10 @@ from pathlib import Path
 
 from .errors import PixelLimitError
 
+# Tile side in LR pixels for tiled inference: bounds the memory one forward pass takes. Here (not in
+# inference/tiling.py) so the CLI's option defaults read it without importing torch.
+DEFAULT_TILE = 128
+
 # A Cirrus 512x128 cube (1024 x 512 x 128 = 67 M samples) fits the CLI default; serve takes less.
 DEFAULT_MAX_PIXELS = 2**26
 SERVE_MAX_PIXELS = 2**24

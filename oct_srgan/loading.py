@@ -120,30 +120,30 @@ class LoadedModel:
         return self.channels in GREY_CHANNELS
 
 
-def resolve_model_file(spec: str | Path | OctSrganWeights) -> tuple[Path, str]:
+def resolve_model_file(model: str | Path | OctSrganWeights) -> tuple[Path, str]:
     """The local generator/checkpoint file for a model argument, and a short name for provenance."""
-    weights = spec if isinstance(spec, OctSrganWeights) else OctSrganWeights.from_name(spec) if isinstance(spec, str) else None
+    weights = model if isinstance(model, OctSrganWeights) else OctSrganWeights.from_name(model) if isinstance(model, str) else None
     if weights is not None:
         path = weights.path
         if not path.is_file():
             raise ModelError(f"{path}: the {weights.label} model is not installed; pass a checkpoint, "
                              "generator file or MLflow model URI instead")
         return path, f"{weights.label} ({path.name})"
-    return locate_model_file(spec)
+    return locate_model_file(model)
 
 
-def locate_model_file(spec: str | Path, what: str = "model") -> tuple[Path, str]:
+def locate_model_file(model: str | Path, what: str = "model") -> tuple[Path, str]:
     """The local file of an MLflow model URI or a generator/checkpoint path, and a short name for provenance.
 
     No weights entries (:func:`resolve_model_file` adds them); ``what`` names the argument in the
     not-found message (``train.init_from``).
     """
-    text = str(spec)
+    text = str(model)
     if text.startswith(MLFLOW_SCHEMES):
         from .model_download import download_generator_file
 
         return download_generator_file(text), text
-    path = Path(spec).expanduser()
+    path = Path(model).expanduser()
     if not path.is_file():
         raise ModelError(f"{path}: {what} file not found")
     return path, path.name
@@ -170,12 +170,12 @@ def check_shapes(path: Path, model_spec: dict[str, Any], state_dict: dict[str, t
         raise ModelError(f"{path}: the weights lack {len(missing)} tensor(s) the model_spec needs (first: {missing[0]})")
 
 
-def load_model(spec: str | Path | OctSrganWeights, device: Any = "cpu") -> LoadedModel:
+def load_model(model: str | Path | OctSrganWeights, device: Any = "cpu") -> LoadedModel:
     """The model a checkpoint, generator file, MLflow URI or weights entry (``"default"``) names.
 
     Training checkpoints give their EMA weights (what validation measured).
     """
-    path, source = resolve_model_file(spec)
+    path, source = resolve_model_file(model)
     state_dict, model_spec, meta = load_generator_file(path)
     try:
         check_shapes(path, model_spec, state_dict)

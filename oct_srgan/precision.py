@@ -14,9 +14,8 @@ from pathlib import Path
 
 import torch
 
-from oct_srgan.enums import InferencePrecision, look_up_option, values
+from oct_srgan.enums import InferencePrecision, look_up_option
 
-PRECISIONS = values(InferencePrecision)
 BF16_MAX_BITS = 8
 _CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 # oneDNN runs the convs; capped below AVX512_CORE_BF16 (``ONEDNN_MAX_CPU_ISA``) it emulates bf16.

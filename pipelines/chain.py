@@ -11,6 +11,7 @@ from typing import Optional
 
 import typer
 
+from oct_srgan.config import shared_data_root
 from oct_srgan.pipelines.common import fail, user_errors
 from oct_srgan.processes import run_child
 
@@ -39,9 +40,9 @@ def _stage(args: list[str], env: dict[str, str], logs: Path) -> None:
 @app.command()
 @user_errors
 def chain(
-    scans: Path = typer.Option(Path("../shared/data/oct/duke_bioptigen"), "--scans", help="Folder of training scans (one sub-folder per subject)."),
+    scans: Path = typer.Option(shared_data_root() / "oct" / "duke_bioptigen", "--scans", help="Folder of training scans (one sub-folder per subject)."),
     enhance_input: list[Path] = typer.Option(
-        [Path("../shared/data/oct/formats/oct_volume_s14.dcm")], "--enhance", help="Scan(s) to enhance at the end."
+        [shared_data_root() / "oct" / "formats" / "oct_volume_s14.dcm"], "--enhance", help="Scan(s) to enhance at the end."
     ),
     out: Path = typer.Option(Path("outputs"), "--out", "-o", help="Folder for the dataset, runs, tables and enhanced scans."),
     full: bool = typer.Option(False, "--full", help="Train stage 1 of the default model's CPU recipe instead of the main job's short fine-tune."),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import enum
 import functools
 import logging
 import os
@@ -22,21 +21,6 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     from click import Context, exceptions as click_errors
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class InferencePrecision(str, enum.Enum):
-    """Precision of enhance: ``auto`` picks bf16 only where it is native and the output is 8-bit."""
-
-    auto = "auto"
-    fp32 = "fp32"
-    bf16 = "bf16"
-
-
-class Precision(str, enum.Enum):
-    """Inference precision; Typer lists the values in --help and refuses others in one line."""
-
-    fp32 = "fp32"
-    bf16 = "bf16"
 
 
 class _NamedArgument(typer.core.TyperArgument):

@@ -9,7 +9,8 @@ from typing import Optional
 import typer
 
 from oct_srgan.limits import DEFAULT_MAX_PIXELS
-from oct_srgan.pipelines.common import InferencePrecision, fail, user_errors
+from oct_srgan.enums import InferencePrecision
+from oct_srgan.pipelines.common import fail, user_errors
 
 app = typer.Typer(add_completion=False)
 # Half of the largest tile the automatic choice uses on a big machine; more is surely a typo.
@@ -27,7 +28,7 @@ def enhance(
     overlap: Optional[int] = typer.Option(None, "--overlap", min=0, help="Tile overlap in LR pixels (blended; at most half the tile; default 32, capped at half the tile)."),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Tiles per forward pass when a B-scan is tiled."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
-    precision: InferencePrecision = typer.Option(InferencePrecision.auto, "--precision", help="auto | fp32 | bf16 (auto: bf16 only with native bf16 and 8-bit output; bf16 ~7.5e-3 max error)."),
+    precision: InferencePrecision = typer.Option(InferencePrecision.AUTO, "--precision", help="auto | fp32 | bf16 (auto: bf16 only with native bf16 and 8-bit output; bf16 ~7.5e-3 max error)."),
     fidelity: float = typer.Option(0.0, "--fidelity", min=0.0, max=1.0, help="0-1: put back this much of what the output misses of the input at scales coarser than speckle (lesions, grey levels); 0 = the model as trained."),
     compare: bool = typer.Option(False, "--compare", help="Also write a bicubic | SR side-by-side PNG."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from oct_srgan.limits import SERVE_MAX_PIXELS
+from oct_srgan.limits import DEFAULT_TILE, SERVE_MAX_PIXELS
 from oct_srgan.pipelines.common import user_errors
 from oct_srgan.pipelines.options import MAX_PORT, positive_finite
 
@@ -31,7 +31,7 @@ def serve(
     port: int = typer.Option(8000, "--port", "-p", min=0, max=MAX_PORT, help="Port to listen on (0 = any free port)."),
     max_upload_mb: float = typer.Option(200, "--max-upload-mb", callback=positive_finite, help="Largest accepted upload, in MB."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
-    tile: int = typer.Option(128, "--tile", min=0, help="Tile side in LR pixels (0 = whole B-scans: faster, more memory)."),
+    tile: int = typer.Option(DEFAULT_TILE, "--tile", min=0, help="Tile side in LR pixels (0 = whole B-scans: faster, more memory)."),
     max_pixels: int = typer.Option(SERVE_MAX_PIXELS, "--max-pixels", min=0, help="Largest decoded upload (samples over all B-scans); 0 = no limit."),
 ) -> None:
     """Serve a page to upload a scan and compare input | bicubic | SR, or score the model on it."""

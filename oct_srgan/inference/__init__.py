@@ -4,12 +4,12 @@
 Models are loaded by :func:`oct_srgan.loading.load_model`.
 """
 
+from ..limits import DEFAULT_TILE
 from .enhance import EnhanceReport, enhance_files, enhance_scan, output_plan, write_comparison
-from .inferer import PRECISIONS, SRInferer, prepare_for_inference, super_resolve
+from .inferer import SRInferer, prepare_for_inference, super_resolve
 from .tiling import (
     BLEND_MODES,
     DEFAULT_OVERLAP,
-    DEFAULT_TILE,
     activation_bytes_per_pixel,
     auto_tile,
     axis_layout,
@@ -23,7 +23,6 @@ __all__ = [
     "BLEND_MODES",
     "DEFAULT_OVERLAP",
     "DEFAULT_TILE",
-    "PRECISIONS",
     "EnhanceReport",
     "SRInferer",
     "activation_bytes_per_pixel",

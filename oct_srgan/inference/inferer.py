@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..enums import BlendMode, Precision, look_up_option, values
+from ..enums import BlendMode, Precision, look_up_option
 from ..errors import ModelError
 from ..loading import LoadedModel
 from ..models import fold_batchnorm, for_inference
@@ -25,7 +25,6 @@ from ..scaling import scale_factors
 from .fidelity import keep_input
 from .tiling import DEFAULT_OVERLAP, activation_bytes_per_pixel, auto_tile, tiles_per_image, window_plan
 
-PRECISIONS = values(Precision)
 
 
 def prepare_for_inference(

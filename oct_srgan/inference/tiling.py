@@ -27,7 +27,6 @@ from torch import nn
 
 from ..enums import BlendMode, values
 
-DEFAULT_TILE = 128
 DEFAULT_OVERLAP = 32
 EDGE_WEIGHT = 1e-6
 BLEND_MODES = values(BlendMode)

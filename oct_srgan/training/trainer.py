@@ -83,11 +83,11 @@ class Trainer:
 
     def __init__(self, cfg: Config, data_dir: Path, out_dir: Path, device: torch.device, ranks: distributed.Dist,
                  resume: bool, progress: bool, step_fn: Callable[..., tuple[dict[str, float], bool]]) -> None:
-        from ..data import eval_items, open_dataset, resolve_config
+        from ..data import config_for_dataset, eval_items, open_dataset
         from ..models import generator_spec
 
         self.info = open_dataset(data_dir)
-        self.cfg = cfg = resolve_config(self.info, cfg)
+        self.cfg = cfg = config_for_dataset(self.info, cfg)
         self.device, self.ranks, self.step_fn = device, ranks, step_fn
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"

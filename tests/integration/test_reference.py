@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from oct_srgan.config import Config, DataConfig, DegradationConfig
-from oct_srgan.data import eval_items, open_dataset, resolve_config, train_dataset
+from oct_srgan.data import config_for_dataset, eval_items, open_dataset, train_dataset
 from oct_srgan.errors import DataError
 from oct_srgan.prepare import PrepareOptions, prepare_dataset
 from oct_srgan.transforms import downscale
@@ -70,7 +70,7 @@ def test_training_and_validation_use_the_datasets_area_degradation(tmp_path: Pat
                              degradation=DegradationConfig(mode="area"))
     prepare_dataset([src], tmp_path / "ds", options)
     info = open_dataset(tmp_path / "ds")
-    cfg = resolve_config(info, Config())
+    cfg = config_for_dataset(info, Config())
     assert cfg.data.degradation == DegradationConfig(mode="area") and cfg.data.target == "reference"
     cfg.data.hr_crop = 32
     pair = train_dataset(info, cfg)[0]
@@ -79,16 +79,16 @@ def test_training_and_validation_use_the_datasets_area_degradation(tmp_path: Pat
         assert torch.allclose(lr, downscale(source[None], 4, "area")[0], atol=2e-5)
     assert pair["lr"].shape == (1, 8, 8) and pair["hr"].shape == (1, 32, 32)
     with pytest.raises(DataError, match="data.degradation"):
-        resolve_config(info, Config(data=DataConfig(degradation=DegradationConfig(mode="bicubic"))))
+        config_for_dataset(info, Config(data=DataConfig(degradation=DegradationConfig(mode="bicubic"))))
 
 
 def test_target_reference_without_references_is_refused(tmp_path: Path) -> None:
     src = _duke_subset(tmp_path / "src", ("test",))
     prepare_dataset([src], tmp_path / "ds", PrepareOptions(val_fraction=0.25, test_fraction=0.25))
     info = open_dataset(tmp_path / "ds")
-    assert resolve_config(info, Config()).data.target == "self"
+    assert config_for_dataset(info, Config()).data.target == "self"
     with pytest.raises(DataError, match="no references"):
-        resolve_config(info, Config(data=DataConfig(target="reference")))
+        config_for_dataset(info, Config(data=DataConfig(target="reference")))
 
 
 def test_eval_items_score_noisy_inputs_against_the_reference(ref_dataset: Path) -> None:
