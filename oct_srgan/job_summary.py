@@ -3,12 +3,14 @@ bicubic with its interval, and where every output went. The full tables stay in 
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from .data import open_dataset
+from .enums import Split, values
 
 
 @dataclass(frozen=True)
@@ -45,15 +47,14 @@ class Gain:
 
 def dataset_line(data: Path) -> str:
     """One line about a prepared dataset: subjects and B-scans per split, the degradation, the target."""
-    info = json.loads((Path(data) / "dataset.json").read_text())
-    options, counts, groups = info.get("options", {}), info.get("counts", {}), info.get("groups", {})
-    splits = ("train", "val", "test")
-    deg = options.get("degradation") or {}
-    target = "clean reference (registered average)" if options.get("reference") else "the scan itself"
-    return (f"dataset {data}: {sum(groups.get(s, 0) for s in splits)} subjects "
-            f"({'/'.join(str(groups.get(s, 0)) for s in splits)} train/val/test), "
-            f"{'/'.join(str(counts.get(s, 0)) for s in splits)} B-scans; LR = {deg.get('mode', '?')} x{options.get('scale', '?')} "
-            f"({deg.get('axes', '?')} axes), target = {target}")
+    info = open_dataset(data)
+    splits = values(Split)
+    groups = [str(info.split(s)["group_id"].nunique()) for s in splits]
+    counts = [str(len(info.split(s))) for s in splits]
+    target = "clean reference (registered average)" if info.has_references else "the scan itself"
+    return (f"dataset {data}: {info.manifest['group_id'].nunique()} subjects ({'/'.join(groups)} train/val/test), "
+            f"{'/'.join(counts)} B-scans; LR = {info.degradation.get('mode', '?')} x{info.scale} "
+            f"({info.axes} axes), target = {target}")
 
 
 def best(gains: list[Gain]) -> Gain:
@@ -65,7 +66,7 @@ def summary_lines(*, data: Path, gains: list[Gain], evaluations: dict[str, Path]
                   enhanced_with: str, logs: Path, parent_run: str, tracking_uri: str, minutes: float) -> list[str]:
     """The main job's closing report (at most 25 lines), ending on the ``done.`` line listing every output."""
     n = gains[0].n if gains else 0
-    target = "clean references" if json.loads((Path(data) / "dataset.json").read_text()).get("options", {}).get("reference") else "test scans themselves"
+    target = "clean references" if open_dataset(data).has_references else "test scans themselves"
     lines = [
         "",
         f"main job finished in {minutes:.1f} min",

@@ -3,12 +3,13 @@ names each model's gain with its interval and lists every output."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 from oct_srgan.checkpoint import load_generator_file
 from oct_srgan.config import load_config, resolve_config
@@ -16,6 +17,7 @@ from oct_srgan.errors import ModelError
 from oct_srgan.job_summary import Gain, best, dataset_line, summary_lines
 from oct_srgan.loading import OctSrganWeights
 from oct_srgan.models import generator_spec
+from oct_srgan.prepare import PrepareOptions, prepare_dataset
 from oct_srgan.training.state import build_nets
 
 
@@ -45,11 +47,17 @@ def _evaluation(folder: Path, model: float, bicubic: float, low: float, high: fl
 
 
 def _dataset(folder: Path) -> Path:
-    folder.mkdir(parents=True)
-    (folder / "dataset.json").write_text(json.dumps({
-        "options": {"scale": 4, "reference": True, "degradation": {"mode": "bicubic", "axes": "both", "speckle": 0.0}},
-        "counts": {"train": 60, "val": 12, "test": 12}, "groups": {"train": 10, "val": 2, "test": 2}}))
-    return folder
+    """A real prepared dataset: 4 subjects, each a noisy 64 x 96 B-scan and its average, split 2/1/1."""
+    rng = np.random.default_rng(0)
+    for subject in "abcd":
+        (folder / "src" / subject).mkdir(parents=True)
+        clean = rng.integers(40, 200, (64, 96), dtype=np.uint8)
+        Image.fromarray(clean).save(folder / "src" / subject / "average.png")
+        noisy = np.clip(clean + rng.normal(0, 20, clean.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(folder / "src" / subject / "1.png")
+    prepare_dataset([folder / "src"], folder / "ds", PrepareOptions(val_fraction=0.25, test_fraction=0.25,
+                                                                      reference="average"))
+    return folder / "ds"
 
 
 def test_gain_line_has_the_gain_and_its_interval(tmp_path: Path) -> None:
@@ -65,7 +73,7 @@ def test_best_is_the_highest_gain() -> None:
 
 def test_dataset_line_names_subjects_splits_degradation_and_target(tmp_path: Path) -> None:
     line = dataset_line(_dataset(tmp_path / "d"))
-    assert "14 subjects (10/2/2 train/val/test), 60/12/12 B-scans; LR = bicubic x4 (both axes)" in line
+    assert "4 subjects (2/1/1 train/val/test), 4/2/2 B-scans; LR = bicubic x4 (both axes)" in line
     assert line.endswith("target = clean reference (registered average)")
 
 
