@@ -28,7 +28,7 @@ from PIL import Image
 from oct_srgan import serving
 from tests.helpers.scans import volume_copy
 from tests.helpers.serving import PATIENT, HoldAfter, call, png_size, upload, wait_done
-from tests.paths import BSCAN16_PNG, DUKE, VOLUME_DCM, VOLUME_NII
+from tests.paths import BSCAN16_DCM, BSCAN16_PNG, DUKE, VOLUME_DCM, VOLUME_NII
 
 
 def test_corrupt_scan_is_refused_without_server_paths(server) -> None:
@@ -180,7 +180,7 @@ def test_diff_panel_is_sr_minus_bicubic(server) -> None:
 ])
 def test_download_keeps_the_source_file_name(server, name: str | None, expected: str) -> None:
     base, _ = server
-    status, scan = upload(base, VOLUME_DCM.read_bytes())
+    status, scan = upload(base, BSCAN16_DCM.read_bytes())  # one frame: the names are what is tested
     assert status == 200
     call(base, "POST", f"/api/scans/{scan['id']}/process?mode=enhance")
     assert wait_done(base, scan["id"])["download"] is True
