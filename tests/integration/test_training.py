@@ -178,19 +178,24 @@ def test_non_finite_loss_stops_with_the_last_good_checkpoint(
     assert all(torch.isfinite(v).all() for v in state["generator"].values() if v.is_floating_point())
 
 
-def test_signal_finishes_the_step_and_saves_a_checkpoint(
-    patch_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def signal_during_step(monkeypatch: pytest.MonkeyPatch, step_no: int, signum: int) -> None:
+    """Make the training step ``step_no`` send ``signum`` to this process while it runs."""
     step = training.train_step
     calls = {"n": 0}
 
-    def interrupt_during_step_3(*args, **kwargs):
+    def signalling_step(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 3:
-            os.kill(os.getpid(), signal.SIGINT)
+        if calls["n"] == step_no:
+            os.kill(os.getpid(), signum)
         return step(*args, **kwargs)
 
-    monkeypatch.setattr(training, "train_step", interrupt_during_step_3)
+    monkeypatch.setattr(training, "train_step", signalling_step)
+
+
+def test_signal_finishes_the_step_and_saves_a_checkpoint(
+    patch_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signal_during_step(monkeypatch, 3, signal.SIGINT)
     before = signal.getsignal(signal.SIGINT)
     result = training.train(tiny("train.iterations=10", "data.num_workers=1"), patch_data, tmp_path / "out", progress=False)
     assert result.interrupted and result.step == 3 and result.generator_path is None
@@ -205,16 +210,7 @@ def test_sigterm_stops_train_with_exit_143_and_a_checkpoint(
 ) -> None:
     from oct_srgan.pipelines.train import app
 
-    step = training.train_step
-    calls = {"n": 0}
-
-    def terminate_during_step_2(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return step(*args, **kwargs)
-
-    monkeypatch.setattr(training, "train_step", terminate_during_step_2)
+    signal_during_step(monkeypatch, 2, signal.SIGTERM)
     out = tmp_path / "out"
     result = CliRunner().invoke(app, ["--config", str(SMOKE), "--data", str(patch_data), "--out", str(out),
                                       "--no-progress", "--set", "train.iterations=10", "--set", "data.num_workers=0"])
