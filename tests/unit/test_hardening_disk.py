@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
@@ -137,4 +138,12 @@ def test_float_dicom_refusal_names_the_input_not_a_temp_file(tmp_path: Path) -> 
 def test_zero_size_nifti_is_one_line(tmp_path: Path, name: str) -> None:
     (tmp_path / name).write_bytes(b"")
     with pytest.raises(ScanError, match="empty file"):
+        read_scan(tmp_path / name)
+
+
+@pytest.mark.parametrize(("name", "shape"), [("zero_rows.nii.gz", (0, 10, 3)), ("zero_cols.nii", (10, 0))])
+def test_nifti_declaring_an_empty_axis_is_one_line(tmp_path: Path, name: str, shape: tuple[int, ...]) -> None:
+    nib.save(nib.Nifti1Image(np.zeros(shape, np.float32), np.eye(4)), tmp_path / name)
+    dims = "x".join(map(str, shape))
+    with pytest.raises(ScanError, match=rf"^{tmp_path / name}: no image data \(the header declares {dims} samples\)$"):
         read_scan(tmp_path / name)
