@@ -11,6 +11,7 @@ import pandas as pd
 
 from .data import open_dataset
 from .enums import Split, values
+from .metrics import interval_text
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,8 @@ class Gain:
 
     def line(self) -> str:
         """``<label>  +2.13 dB [+1.90, +2.36] over bicubic (27.47 vs 25.35 dB), SSIM +0.101``."""
-        return (f"  {self.label + ' model':<16} {self.gain:+.2f} dB [{self.ci_low:+.2f}, {self.ci_high:+.2f}] over bicubic "
+        interval = interval_text(self.ci_low, self.ci_high, self.n, "+.2f", "B-scans")
+        return (f"  {self.label + ' model':<16} {self.gain:+.2f} dB {interval} over bicubic "
                 f"({self.psnr:.2f} vs {self.bicubic_psnr:.2f} dB), SSIM {self.ssim_gain:+.3f}")
 
 

@@ -66,6 +66,12 @@ def test_gain_line_has_the_gain_and_its_interval(tmp_path: Path) -> None:
     assert gain.line() == "  main model       +2.15 dB [+1.74, +2.59] over bicubic (27.50 vs 25.35 dB), SSIM +0.100"
 
 
+def test_gain_line_over_too_few_b_scans_says_the_interval_is_not_meaningful() -> None:
+    gain = Gain("smoke", 13.11, 23.42, -10.31, float("nan"), float("nan"), -0.527, 2)
+    assert gain.line() == ("  smoke model      -10.31 dB not meaningful (2 B-scans, fewer than 3) over bicubic "
+                           "(13.11 vs 23.42 dB), SSIM -0.527")
+
+
 def test_best_is_the_highest_gain() -> None:
     gains = [Gain("a", 1, 1, -11.7, -12, -11, 0, 10), Gain("b", 1, 1, 2.1, 1.7, 2.5, 0, 10)]
     assert best(gains).label == "b"
