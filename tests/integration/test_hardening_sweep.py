@@ -248,7 +248,7 @@ BAD_OPTIONS = [
     ["serve", "--max-upload-mb", "nan"], ["serve", "--max-upload-mb", "inf"], ["serve", "--port", "99999"],
     ["serve", "--max-pixels", "-1"], ["enhance", "x.png", "--batch-size", "0"], ["enhance", "x.png", "--tile", "-5"],
     ["enhance", "x.png", "--tile", "64", "--overlap", "999"], ["enhance", "x.png", "--overlap", "999"],
-    ["ui", "--port", "99999"],
+    ["ui", "--port", "99999"], ["evaluate", "--tile", "-5"], ["evaluate", "--overlap", "-1"], ["evaluate", "--limit", "-1"],
 ]
 
 
