@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from oct_srgan.pipelines.common import Precision, user_errors
+from oct_srgan.pipelines.options import overlap_option, tile_option
 
 app = typer.Typer(add_completion=False)
 
@@ -24,12 +25,12 @@ def evaluate(
     benchmark: Optional[str] = typer.Option(None, "--benchmark", help="set5 | set14 | folder of RGB images (paper protocol)."),
     scans: Optional[List[Path]] = typer.Option(None, "--scans", help="Native scans (files or folders, any readable format) without references: no-reference measures. Repeatable."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for tables and figures (default outputs/evaluate/<name>)."),
-    tile: int = typer.Option(128, "--tile", help="Tile side in LR pixels (0 = whole images)."),
-    overlap: int = typer.Option(32, "--overlap", help="Tile overlap in LR pixels (at most half the tile)."),
+    tile: int = tile_option(128, help="Tile side in LR pixels (0 = whole images)."),
+    overlap: int = overlap_option(32, help="Tile overlap in LR pixels (at most half the tile)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
     precision: Precision = typer.Option(Precision.fp32, "--precision", help="fp32 | bf16"),
     fidelity: float = typer.Option(0.0, "--fidelity", min=0.0, max=1.0, help="Score the model with this input fidelity (see enhance --fidelity); 0 = the model as trained."),
-    limit: int = typer.Option(0, "--limit", help="Evaluate only the first N images (0 = all)."),
+    limit: int = typer.Option(0, "--limit", min=0, help="Evaluate only the first N images (0 = all)."),
     extractor_weights: Optional[str] = typer.Option(None, "--extractor-weights", help="VGG19 weights for the content distance (default: torch hub cache)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing --out folder's tables and figures."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar."),

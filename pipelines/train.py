@@ -7,11 +7,11 @@ from typing import Optional
 
 import typer
 
-from oct_srgan.pipelines.common import user_errors
+from oct_srgan.pipelines.common import TERMINATED_EXIT, user_errors
 
 app = typer.Typer(add_completion=False)
 
-INTERRUPTED_EXIT = 130
+INTERRUPTED_EXIT = 130  # Ctrl+C; SIGTERM ends with TERMINATED_EXIT (143) as the other stages do
 
 
 @app.command()
@@ -40,8 +40,9 @@ def train(
                           overwrite=overwrite)
     if result.interrupted:
         where = f"checkpoint {result.checkpoint_path}; " if result.checkpoint_path else ""
-        typer.echo(f"interrupted at step {result.step}: {where}continue with --resume --out {out_dir}", err=True)
-        raise typer.Exit(INTERRUPTED_EXIT)
+        how = "terminated (SIGTERM)" if result.stopped_by == "SIGTERM" else "interrupted"
+        typer.echo(f"{how} at step {result.step}: {where}continue with --resume --out {out_dir}", err=True)
+        raise typer.Exit(TERMINATED_EXIT if result.stopped_by == "SIGTERM" else INTERRUPTED_EXIT)
     if result.generator_path is None:
         return
     summary = ", ".join(f"{k.removeprefix('val/')} {v:.4f}" for k, v in result.metrics.items() if k.startswith("val/"))

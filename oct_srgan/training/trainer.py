@@ -52,6 +52,7 @@ class TrainResult:
     step: int
     model_uri: str | None = None
     interrupted: bool = False
+    stopped_by: str | None = None  # the signal's name (SIGINT, SIGTERM) when this rank received one
 
 
 @contextlib.contextmanager
@@ -168,7 +169,7 @@ class Trainer:
                     last_ckpt = self.save(step) or last_ckpt
                 self.hooks.interrupted(step)
                 return TrainResult(None, last_ckpt if self.ranks.main else None, dict(self.last_metrics),
-                                   self.run_id, step, interrupted=True)
+                                   self.run_id, step, interrupted=True, stopped_by=flag["signal"])
         return self._finish(step, last_ckpt, validated_at)
 
     def _step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:

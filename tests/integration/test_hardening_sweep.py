@@ -4,7 +4,9 @@ Each case must fail with a specific one-line error (exit != 0), not the catch-al
 Round one: truncated/garbled DICOM, PNG, TIFF, NIfTI; bomb headers per format; corrupt dataset
 files; corrupt/foreign/pickled checkpoints; unwritable and full (simulated ENOSPC) output.
 Round two: output folders that are, contain or lie inside an input (never a deleted scan),
-enhance never re-enhancing its own outputs, and the cases that follow them below.
+enhance never re-enhancing its own outputs, and the cases that follow them below (train stopped by
+SIGTERM exits 143, by Ctrl+C 130). Option values, SIGTERM to serve and exposed hosts are in
+tests/unit/test_hardening_cli.py.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import gzip
 import json
 import shutil
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -29,7 +33,7 @@ from oct_srgan.io import raster as scan_io
 from oct_srgan.prepare import PrepareOptions, prepare_dataset
 from oct_srgan.pipelines.cli import app
 from tests.helpers.scans import bomb_png
-from tests.paths import DUKE, FORMATS, SMOKE
+from tests.paths import DUKE, FORMATS, REPO, SMOKE
 
 DUKE_TIF = DUKE / "subject14" / "1.tif"
 TINY = ["model.channels=8", "model.num_blocks=1", "data.hr_crop=32", "data.num_workers=0", "train.batch_size=2",
@@ -62,6 +66,9 @@ def make_scans(root: Path) -> dict[str, Path]:
     put("garbled.tif", b"II*\x00" + rng.bytes(2000))
     put("truncated.nii.gz", (FORMATS / "oct_volume_s14.nii.gz").read_bytes()[:3000])
     put("garbled.nii", struct.pack("<i", 348) + rng.bytes(600))
+    put("empty.nii.gz", b"")
+    nib.Nifti1Image(np.zeros((64, 64, 0), np.uint8), np.eye(4)).to_filename(root / "no_bscans.nii.gz")
+    cases["no_bscans.nii.gz"] = root / "no_bscans.nii.gz"
     put("truncated.dcm", (FORMATS / "oct_volume_s14.dcm").read_bytes()[:5000])
     put("garbled.dcm", b"\0" * 128 + b"DICM" + rng.bytes(2000))
     put("bomb.png", bomb_png(12000, 12000))
@@ -243,20 +250,34 @@ def test_enhance_refuses_the_input_folder_as_output(tmp_path: Path, tiny_generat
     assert {p for p in (tmp_path / "scans").rglob("*") if p.is_file()} == set(before)
 
 
-BAD_OPTIONS = [
-    ["serve", "--max-upload-mb", "nan"], ["serve", "--max-upload-mb", "inf"], ["serve", "--port", "99999"],
-    ["serve", "--max-pixels", "-1"], ["enhance", "x.png", "--batch-size", "0"], ["enhance", "x.png", "--tile", "-5"],
-    ["enhance", "x.png", "--tile", "64", "--overlap", "999"], ["enhance", "x.png", "--overlap", "999"],
-    ["ui", "--port", "99999"],
-]
+SIGNAL_IN_STEP_2 = """
+import os, signal, sys
+from oct_srgan import training
+from oct_srgan.pipelines.cli import main
+step, calls, signum = training.train_step, [], getattr(signal, sys.argv[1])
+def signalled_in_step_2(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 2:
+        os.kill(os.getpid(), signum)
+    return step(*args, **kwargs)
+training.train_step = signalled_in_step_2
+sys.argv = ["oct-srgan", "train", *sys.argv[2:]]
+main()
+"""
 
 
-@pytest.mark.parametrize("args", BAD_OPTIONS, ids=" ".join)
-def test_bad_option_values_are_one_line_before_any_work(args: list[str]) -> None:
-    result = CliRunner().invoke(app, args)
-    lines = result.output.strip().splitlines()
-    assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
-    assert "unexpected" not in result.output and args[-2] in lines[0]
+@pytest.mark.parametrize(("name", "code", "how"), [("SIGTERM", 143, "terminated (SIGTERM)"), ("SIGINT", 130, "interrupted")])
+def test_train_stopped_by_a_signal_saves_a_checkpoint_and_exits_with_its_code(inputs, tmp_path: Path, name: str,
+                                                                              code: int, how: str) -> None:
+    data, out = inputs["datasets"]["no_hash"].parent / "good", tmp_path / "run"
+    args = ["-c", str(SMOKE), "-d", str(data), "-o", str(out), "--no-progress",
+            *sum((["--set", s] for s in [*TINY, "train.iterations=50"]), [])]
+    done = subprocess.run([sys.executable, "-c", SIGNAL_IN_STEP_2, name, *args], capture_output=True, text=True,
+                          timeout=600, cwd=REPO)
+    assert done.returncode == code and "Traceback" not in done.stderr, done.stderr[-800:]
+    checkpoint = out / "checkpoints" / "step_0000002.pt"
+    assert f"{how} at step 2: checkpoint {checkpoint}; continue with --resume --out {out}" in done.stderr
+    assert checkpoint.is_file()
 
 
 def _served(tmp_path: Path, **options):  # type: ignore[no-untyped-def]
