@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from oct_srgan.pipelines import chain, enhance, evaluate, preprocess, serve, train, ui
-from oct_srgan.pipelines.common import OneLineErrors, PlainHelpCommand
+from oct_srgan.pipelines.common import OneLineErrors, PlainHelpCommand, exit_on_sigterm
 
 app = typer.Typer(
     cls=OneLineErrors,
@@ -43,6 +43,7 @@ app.command("chain", cls=PlainHelpCommand)(chain.chain)
 
 
 def main() -> None:
+    exit_on_sigterm()
     app()
 
 

@@ -157,6 +157,17 @@ class Terminated(BaseException):
     """SIGTERM raised in the main thread, so ``finally`` blocks remove temp files before the exit."""
 
 
+def exit_on_sigterm() -> None:
+    """SIGTERM while the command line is parsed (before a command installs its own handler) exits 143
+    with one line, as during the command, instead of the process dying of the signal (status -15)."""
+
+    def terminated(signum: int, frame: Any) -> None:
+        typer.echo("error: terminated (SIGTERM)", err=True)
+        raise SystemExit(TERMINATED_EXIT)
+
+    signal.signal(signal.SIGTERM, terminated)
+
+
 @contextlib.contextmanager
 def _terminate_unwinds() -> Iterator[None]:
     """SIGTERM raises ``Terminated`` for the block (commands with their own handler, train's loop and

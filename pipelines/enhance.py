@@ -11,10 +11,9 @@ import typer
 from oct_srgan.limits import DEFAULT_MAX_PIXELS
 from oct_srgan.enums import InferencePrecision
 from oct_srgan.pipelines.common import fail, user_errors
+from oct_srgan.pipelines.options import max_pixels_option, overlap_option, tile_option
 
 app = typer.Typer(add_completion=False)
-# Half of the largest tile the automatic choice uses on a big machine; more is surely a typo.
-MAX_AUTO_OVERLAP = 256
 
 
 @app.command()
@@ -24,8 +23,8 @@ def enhance(
     out: Path = typer.Option(Path("enhanced"), "--out", "-o", help="Output folder, or the output file (e.g. out.dcm) for one input file of that format."),
     suffix: str = typer.Option("_sr", "--suffix", help="Appended to each input's name for its output in the folder (scan.dcm -> scan_sr.dcm)."),
     model: str = typer.Option("default", "--model", "-m", help="Checkpoint, generator file, runs:/… or models:/… URI, or a shipped model: default, gan, lateral."),
-    tile: Optional[int] = typer.Option(None, "--tile", min=0, help="Tile side in LR pixels (0 = whole B-scans; default: whole B-scans when they fit in memory)."),
-    overlap: Optional[int] = typer.Option(None, "--overlap", min=0, help="Tile overlap in LR pixels (blended; at most half the tile; default 32, capped at half the tile)."),
+    tile: Optional[int] = tile_option(None, help="Tile side in LR pixels (0 = whole B-scans; default: whole B-scans when they fit in memory)."),
+    overlap: Optional[int] = overlap_option(None, help="Tile overlap in LR pixels (blended; at most half the tile; default 32, capped at half the tile)."),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Tiles per forward pass when a B-scan is tiled."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
     precision: InferencePrecision = typer.Option(InferencePrecision.AUTO, "--precision", help="auto | fp32 | bf16 (auto: bf16 only with native bf16 and 8-bit output; bf16 ~7.5e-3 max error)."),
@@ -33,7 +32,7 @@ def enhance(
     compare: bool = typer.Option(False, "--compare", help="Also write a bicubic | SR side-by-side PNG."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
     no_progress: bool = typer.Option(False, "--no-progress", help="Hide the progress bar (it counts tiles, or B-scans when untiled, then each B-scan written)."),
-    max_pixels: int = typer.Option(DEFAULT_MAX_PIXELS, "--max-pixels", min=0, help="Largest decoded scan (samples over all B-scans) read; 0 = no limit."),
+    max_pixels: int = max_pixels_option(DEFAULT_MAX_PIXELS, help="Largest decoded scan (samples over all B-scans) read; 0 = no limit."),
 ) -> None:
     """Super-resolve scans 4x, keeping format, bit depth and geometry (spacing / affine updated)."""
     from tqdm import tqdm
@@ -42,12 +41,6 @@ def enhance(
     from oct_srgan.inference import DEFAULT_OVERLAP, enhance_files
     from oct_srgan.inference.distributed import gather, share_from_env
 
-    if overlap is None:
-        overlap = DEFAULT_OVERLAP
-    elif tile and overlap > tile // 2:
-        raise fail(f"--overlap {overlap}: at most half of --tile {tile} ({tile // 2})")
-    elif tile is None and overlap > MAX_AUTO_OVERLAP:
-        raise fail(f"--overlap {overlap}: at most {MAX_AUTO_OVERLAP} with automatic tiles (or give --tile)")
     for p in inputs:
         if not p.exists():
             raise fail(f"{p}: input path does not exist")
@@ -66,7 +59,8 @@ def enhance(
         bar.update(done - bar.n)
 
     report = enhance_files(
-        inputs, out, model, tile="auto" if tile is None else tile or None, overlap=overlap, batch_size=batch_size, device=dev,
+        inputs, out, model, tile="auto" if tile is None else tile or None,
+        overlap=DEFAULT_OVERLAP if overlap is None else overlap, batch_size=batch_size, device=dev,
         fidelity=fidelity, precision=precision.value, overwrite=overwrite, compare=compare, progress=progress, on_start=start,
         max_pixels=max_pixels or None, suffix=suffix,
         notify=lambda line: tqdm.write(share.label + line, file=sys.stderr), share=share,

@@ -10,6 +10,7 @@ import typer
 from oct_srgan.limits import DEFAULT_TILE
 from oct_srgan.enums import Precision
 from oct_srgan.pipelines.common import user_errors
+from oct_srgan.pipelines.options import overlap_option, tile_option
 
 app = typer.Typer(add_completion=False)
 
@@ -26,8 +27,8 @@ def evaluate(
     benchmark: Optional[str] = typer.Option(None, "--benchmark", help="set5 | set14 | folder of RGB images (paper protocol)."),
     scans: Optional[List[Path]] = typer.Option(None, "--scans", help="Native scans (files or folders, any readable format) without references: no-reference measures. Repeatable."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Folder for tables and figures (default outputs/evaluate/<name>)."),
-    tile: int = typer.Option(DEFAULT_TILE, "--tile", min=0, help="Tile side in LR pixels (0 = whole images)."),
-    overlap: int = typer.Option(32, "--overlap", min=0, help="Tile overlap in LR pixels (at most half the tile)."),
+    tile: int = tile_option(DEFAULT_TILE, help="Tile side in LR pixels (0 = whole images)."),
+    overlap: int = overlap_option(32, help="Tile overlap in LR pixels (at most half the tile)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
     precision: Precision = typer.Option(Precision.FP32, "--precision", help="fp32 | bf16"),
     fidelity: float = typer.Option(0.0, "--fidelity", min=0.0, max=1.0, help="Score the model with this input fidelity (see enhance --fidelity); 0 = the model as trained."),

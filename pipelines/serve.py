@@ -6,11 +6,9 @@ import typer
 
 from oct_srgan.limits import DEFAULT_TILE, SERVE_MAX_PIXELS
 from oct_srgan.pipelines.common import user_errors
-from oct_srgan.pipelines.options import MAX_PORT, positive_finite
+from oct_srgan.pipelines.options import max_pixels_option, port_option, positive_finite, tile_option, warn_if_exposed
 
 app = typer.Typer(add_completion=False)
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _host_names(host: str) -> list[str]:
@@ -28,11 +26,11 @@ def _host_names(host: str) -> list[str]:
 def serve(
     model: str = typer.Option("default", "--model", "-m", help="Checkpoint, generator file, runs:/… or models:/… URI, or a shipped model: default, gan, lateral."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
-    port: int = typer.Option(8000, "--port", "-p", min=0, max=MAX_PORT, help="Port to listen on (0 = any free port)."),
+    port: int = port_option(8000, help="Port to listen on (0 = any free port)."),
     max_upload_mb: float = typer.Option(200, "--max-upload-mb", callback=positive_finite, help="Largest accepted upload, in MB."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N"),
-    tile: int = typer.Option(DEFAULT_TILE, "--tile", min=0, help="Tile side in LR pixels (0 = whole B-scans: faster, more memory)."),
-    max_pixels: int = typer.Option(SERVE_MAX_PIXELS, "--max-pixels", min=0, help="Largest decoded upload (samples over all B-scans); 0 = no limit."),
+    tile: int = tile_option(DEFAULT_TILE, help="Tile side in LR pixels (0 = whole B-scans: faster, more memory)."),
+    max_pixels: int = max_pixels_option(SERVE_MAX_PIXELS, help="Largest decoded upload (samples over all B-scans); 0 = no limit."),
 ) -> None:
     """Serve a page to upload a scan and compare input | bicubic | SR, or score the model on it."""
     from oct_srgan import serving
@@ -43,6 +41,5 @@ def serve(
     sock = serving.listen(host, port)
     loaded = web_app.state.service.model.loaded
     typer.echo(f"oct-srgan serve: model {loaded.source} (x{loaded.scale}) at {serving.address(sock)}  (Ctrl+C to stop)")
-    if host not in LOOPBACK:
-        typer.echo("warning: the page has no login; anyone who can reach this address can upload scans", err=True)
+    warn_if_exposed(host, "the review page", "upload scans and download the results")
     serving.run(web_app, sock)

@@ -40,7 +40,8 @@ def train(
                           overwrite=overwrite)
     if result.interrupted:
         where = f"checkpoint {result.checkpoint_path}; " if result.checkpoint_path else ""
-        typer.echo(f"interrupted at step {result.step}: {where}continue with --resume --out {out_dir}", err=True)
+        how = "interrupted" if result.stop_signal == "SIGINT" else "terminated (SIGTERM)"
+        typer.echo(f"{how} at step {result.step}: {where}continue with --resume --out {out_dir}", err=True)
         raise typer.Exit(INTERRUPTED_EXIT if result.stop_signal == "SIGINT" else TERMINATED_EXIT)
     if result.generator_path is None:
         return

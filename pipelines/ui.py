@@ -8,7 +8,7 @@ import sys
 import typer
 
 from oct_srgan.pipelines.common import user_errors
-from oct_srgan.pipelines.options import MAX_PORT, all_interfaces
+from oct_srgan.pipelines.options import port_option, warn_if_exposed
 from oct_srgan.processes import run_child
 
 app = typer.Typer(add_completion=False)
@@ -17,7 +17,7 @@ app = typer.Typer(add_completion=False)
 @app.command()
 @user_errors
 def ui(
-    port: int = typer.Option(5000, "--port", "-p", min=1, max=MAX_PORT, help="Port to listen on."),
+    port: int = port_option(5000, help="Port to listen on.", minimum=1),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
 ) -> None:
     """Open the MLflow UI on mlruns/ (or MLFLOW_TRACKING_URI) to compare runs, metrics and figures."""
@@ -30,9 +30,7 @@ def ui(
         tracking.experiment_id()
         cmd += ["--default-artifact-root", (local / "artifacts").as_uri(), "--workers", "1"]
     typer.echo(f"MLflow UI for {uri} at http://{host}:{port}  (Ctrl+C or kill to stop)")
-    if all_interfaces(host):
-        typer.echo("warning: the MLflow UI has no login; anyone who can reach this address can read and "
-                   "delete the runs", err=True)
+    warn_if_exposed(host, "the MLflow UI", "read and delete the runs")
     ended = run_child(cmd, env={**os.environ, "MLFLOW_TRACKING_URI": uri})
     if ended.stopped_by is not None:
         typer.echo("MLflow UI stopped")

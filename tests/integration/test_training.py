@@ -215,7 +215,7 @@ def test_sigterm_stops_train_with_exit_143_and_a_checkpoint(
     result = CliRunner().invoke(app, ["--config", str(SMOKE), "--data", str(patch_data), "--out", str(out),
                                       "--no-progress", "--set", "train.iterations=10", "--set", "data.num_workers=0"])
     assert result.exit_code == 143, result.output
-    assert f"interrupted at step 2: checkpoint {out / 'checkpoints' / 'step_0000002.pt'}" in result.output
+    assert f"terminated (SIGTERM) at step 2: checkpoint {out / 'checkpoints' / 'step_0000002.pt'}" in result.output
 
 
 def test_checkpoint_of_another_architecture_is_refused(patch_data: Path, tmp_path: Path) -> None:

@@ -140,7 +140,8 @@ def test_sigterm_to_ui_closes_the_port_and_leaves_no_child(mlflow_store: Path, t
         assert proc.wait(timeout=30) == 0, log.read_text()[-2000:]
         assert not port_open(port)
         assert sorted(pid for pid in children if not gone(pid)) == []
-        warned = "warning: the MLflow UI has no login; anyone who can reach this address can read and delete the runs"
+        warned = ("warning: --host 0.0.0.0: the MLflow UI is reachable from the network without authentication; "
+                  "anyone who can reach this address can read and delete the runs")
         assert warned in log.read_text()
     finally:
         stop(proc)
