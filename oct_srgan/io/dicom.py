@@ -93,6 +93,12 @@ def _dicom_unit_range(ds: pydicom.Dataset) -> tuple[float, float, float, float]:
     return slope, intercept, min(ends), max(ends)
 
 
+def _frames(ds: pydicom.Dataset) -> int:
+    """NumberOfFrames as declared (absent or empty: one frame); an explicit 0 stays 0, an empty scan."""
+    value = ds.get("NumberOfFrames")
+    return 1 if value is None or value == "" else int(value)
+
+
 def _read_dicom(path: Path, bscan_axis: int | None = None) -> Scan:
     """Every frame is a B-scan as stored (rows = depth), so ``bscan_axis`` does not apply."""
     ds = pydicom.dcmread(str(path))
@@ -109,9 +115,11 @@ def _read_dicom(path: Path, bscan_axis: int | None = None) -> Scan:
     photometric = str(info.get("photometric_interpretation", ds.get("PhotometricInterpretation", "")))
     if photometric not in ("MONOCHROME1", "MONOCHROME2", "RGB"):
         raise ScanError(f"{path}: unsupported photometric interpretation {photometric!r}")
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
     samples = int(info.get("samples_per_pixel", 1))
-    shape = (frames, int(ds.Rows), int(ds.Columns)) + ((samples,) if samples > 1 else ())
+    shape = (_frames(ds), int(ds.Rows), int(ds.Columns)) + ((samples,) if samples > 1 else ())
+    if arr.size != math.prod(shape):
+        dims = "x".join(map(str, shape))
+        raise ScanError(f"{path}: the pixel data holds {arr.size} samples, the header declares {dims} ({math.prod(shape)})")
     arr = arr.reshape(shape)
     if arr.dtype.kind == "f":
         x = to_unit(arr, *float_range(arr, path))
@@ -292,7 +300,7 @@ def _sniff_dicom(head: bytes, path: Path) -> str | None:
 def _declared_size(path: Path) -> tuple[tuple[int, ...], int]:
     """Frames x rows x columns x samples; samples wider than 16 bits count double."""
     ds = pydicom.dcmread(str(path), stop_before_pixels=True)
-    shape = (int(ds.get("NumberOfFrames", 1) or 1), int(ds.get("Rows", 0) or 0),
+    shape = (_frames(ds), int(ds.get("Rows", 0) or 0),
              int(ds.get("Columns", 0) or 0), int(ds.get("SamplesPerPixel", 1) or 1))
     bits = int(ds.get("BitsAllocated", 8) or 8)
     return shape, math.prod(shape) * max(1, math.ceil(bits / 16))

@@ -102,3 +102,19 @@ def test_a_nifti_without_pixels_is_one_line_naming_it(tmp_path: Path, tiny_gener
                                       "--no-progress"])
     assert result.exit_code == 1 and f"skipped: {path}: {reason}" in result.output.splitlines(), result.output
     assert "Traceback" not in result.output and "zero-size" not in result.output
+
+
+def test_a_dicom_declaring_zero_frames_is_one_line_naming_it(tmp_path: Path, tiny_generator_file: Path) -> None:
+    import pydicom
+
+    from tests.paths import FORMATS
+
+    ds = pydicom.dcmread(FORMATS / "oct_bscan16_s14.dcm")
+    ds.NumberOfFrames = 0
+    path = tmp_path / "zero_frames.dcm"
+    ds.save_as(path)
+    result = CliRunner().invoke(app, ["enhance", str(path), "-o", str(tmp_path / "o"), "--model", str(tiny_generator_file),
+                                      "--no-progress"])
+    expected = f"skipped: {path}: no image data (the header declares 0x{ds.Rows}x{ds.Columns}x1 samples)"
+    assert result.exit_code == 1 and expected in result.output.splitlines(), result.output
+    assert "reshape" not in result.output and "Traceback" not in result.output
