@@ -5,7 +5,7 @@ groups are left out, the other groups are cut into ``--folds`` folds, and for ea
 trained from scratch on the others (`preprocess --folds N --fold k`, `train`) and scored on it
 (`evaluate`, every protocol). Prints and writes ``cv_folds.csv`` (one row per fold, protocol and
 method) and ``cv_summary.csv`` (mean and sd over folds of each protocol's PSNR/SSIM and gain over
-bicubic), which the model card reads (``python -m oct_srgan.model_card ... --cv``).
+bicubic, against the references as stored and matched to each input's grey levels), which the model card reads (``python -m oct_srgan.model_card ... --cv``).
 
     python bench/crossval.py --folds 3 --out outputs/cv [--config configs/oct_x4_srresnet.yaml] [--set k=v ...]
 
@@ -39,14 +39,15 @@ def fold_scores(evaluation: Path, fold: int) -> pd.DataFrame:
 
 
 def summarise(folds: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sd over folds of each protocol's model PSNR/SSIM and its gain over bicubic."""
+    """Mean and sd over folds of each protocol's model PSNR/SSIM and its gain over bicubic, against the
+    references as stored and (``*_matched``, where the table has them) matched to each input's grey levels."""
     rows = []
     for protocol, part in folds.groupby("protocol", sort=False):
         model = part[part["method"] == "model"].set_index("fold")
         bicubic = part[part["method"] == "bicubic"].set_index("fold")
         if model.empty:
             continue
-        for metric in ("psnr", "ssim"):
+        for metric in [m for m in ("psnr", "ssim", "psnr_matched", "ssim_matched") if m in part]:
             for name, values in ((metric, model[metric]), (f"gain_{metric}", model[metric] - bicubic[metric])):
                 rows.append({"protocol": protocol, "metric": name, "mean": values.mean(), "sd": values.std(ddof=1),
                              "n_folds": int(values.notna().sum())})
