@@ -47,6 +47,15 @@ class MixConfig:
 
 
 @dataclass
+class LesionConfig:
+    """Synthetic cysts and foci painted into input and target alike (``oct_srgan.lesions``), so they are kept."""
+
+    prob: float = 0.5       # share of training crops that get lesions
+    cysts: int = 3          # up to this many dark ellipses per crop
+    foci: int = 4           # up to this many bright dots per crop
+
+
+@dataclass
 class DataConfig:
     scale: int = 4
     hr_crop: int = 96
@@ -65,6 +74,8 @@ class DataConfig:
     # gain/offset preprocess fitted (manifest ref_gain/ref_offset), so a target differs from its
     # input only in noise and resolution.
     intensity_match: bool = True
+    # Synthetic lesions in input and target alike (None: none): pathology the training scans lack.
+    lesions: LesionConfig | None = None
     cache_rate: float = 1.0
     num_workers: int = 0
     max_val_images: int = 0
@@ -287,6 +298,9 @@ def check_config(cfg: Config) -> Config:
     for key in ("val_interval", "checkpoint_interval", "log_interval"):
         if getattr(train, key) < 1:
             raise ConfigError(f"train.{key} must be positive, got {getattr(train, key)}")
+    lesions = cfg.data.lesions
+    if lesions is not None and not (0.0 <= lesions.prob <= 1.0 and lesions.cysts >= 0 and lesions.foci >= 0):
+        raise ConfigError(f"data.lesions: prob must be in [0, 1] and cysts/foci 0 or more, got {lesions}")
     if train.stage == "srgan":
         if loss.content_weight <= 0 and loss.adversarial_weight <= 0 and loss.pixel_weight <= 0:
             raise ConfigError("stage srgan: all loss weights are zero")

@@ -35,11 +35,12 @@ from monai.transforms.utils import scale_affine
 from monai.utils import ensure_tuple_rep
 from monai.utils.misc import get_seed
 
-from .config import ConfigError, DataConfig, DegradationConfig, MixConfig
+from .config import ConfigError, DataConfig, DegradationConfig, LesionConfig, MixConfig
 from .degradations import DEGRADATIONS, RandomDegradation, add_speckle, resize_bicubic
 from .degradations.speckle import RandomSource
 from .enums import DegradationMode, look_up_option
 from .intensity import match_intensity
+from .lesions import LesionSpec, lesion_field, paint
 from .scaling import scale_factors as _factors
 
 Mode = Literal["bicubic", "area", "decimate"]
@@ -247,6 +248,7 @@ def train_transforms(data_cfg: DataConfig) -> Compose:
             RequireSized(keys="hr", size=crop),
             RandSpatialCropd(keys="hr", roi_size=crop, random_size=False),
             PairedRandFlipd(keys="hr", prob=0.5, spatial_axis=1),
+            *_lesions(data_cfg, ("hr",), "hr"),
             *_intensity(data_cfg, ("hr",)),
             _degrade(data_cfg, "hr"),
             PlainTensord(keys=("lr", "hr")),
@@ -296,6 +298,42 @@ class RandDegradedd(Randomizable, MapTransform):
         return d
 
 
+class RandLesionsd(Randomizable, MapTransform):
+    """Paint the same random cysts and foci (:mod:`oct_srgan.lesions`) into every one of ``keys``, with probability ``prob``.
+
+    They sit in the tissue of ``clean_key`` (the clean target; the noisy input would put them in
+    bright speckle of the vitreous). ``last`` holds the field of the previous call (None: none drawn).
+    """
+
+    def __init__(self, keys: KeysCollection, clean_key: str, spec: LesionSpec, prob: float = 0.5,
+                 allow_missing_keys: bool = False) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        self.clean_key, self.spec, self.prob = clean_key, spec, prob
+        self.last: torch.Tensor | None = None
+        self.set_random_state(seed=get_seed())
+
+    def randomize(self, data: None = None) -> None:
+        """No per-call state: the field is drawn from ``self.R`` while it is applied."""
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        self.last = None
+        if self.R.uniform() >= self.prob:
+            return d
+        self.last = lesion_field(_plain(d[self.clean_key]), self.spec, self.R)
+        keys = list(self.key_iterator(d))
+        for key, painted in zip(keys, paint([_plain(d[k]) for k in keys], self.last)):
+            d[key] = _with_meta_of(d[key], painted)
+        return d
+
+
+def _lesions(data_cfg: DataConfig, keys: tuple[str, ...], clean_key: str) -> list[MapTransform]:
+    cfg: LesionConfig | None = data_cfg.lesions
+    if cfg is None or cfg.prob <= 0:
+        return []
+    return [RandLesionsd(keys=keys, clean_key=clean_key, spec=LesionSpec(cysts=cfg.cysts, foci=cfg.foci), prob=cfg.prob)]
+
+
 def _intensity(data_cfg: DataConfig, keys: tuple[str, ...]) -> list[MapTransform]:
     """One random gain and offset for all ``keys`` (input and target alike), then a clip to [0, 1]."""
     out: list[MapTransform] = []
@@ -320,7 +358,8 @@ def reference_train_transforms(data_cfg: DataConfig) -> Compose:
 
     The reference is first matched to its input's grey levels (when the items carry a fitted gain
     and offset); then one random crop position for both images (they are registered pixel for
-    pixel), one flip decision and one random gain/offset for both, then the degradation of the
+    pixel), one flip decision, the same synthetic lesions (``data.lesions``) and one random gain/offset
+    for both, then the degradation of the
     *input* crop: noisy LR in, clean HR target out, exactly aligned and at the input's grey levels.
     """
     _check_crop(data_cfg)
@@ -333,6 +372,7 @@ def reference_train_transforms(data_cfg: DataConfig) -> Compose:
             RequireSized(keys=keys, size=crop),
             RandSpatialCropd(keys=keys, roi_size=crop, random_size=False),
             PairedRandFlipd(keys=keys, prob=0.5, spatial_axis=1),
+            *_lesions(data_cfg, keys, "hr"),
             *_intensity(data_cfg, keys),
             _degrade(data_cfg, "input"),
             DeleteItemsd(keys="input"),
