@@ -76,6 +76,10 @@ class DataConfig:
     intensity_match: bool = True
     # Synthetic lesions in input and target alike (None: none): pathology the training scans lack.
     lesions: LesionConfig | None = None
+    # Share of reference pairs whose input is replaced by the clean target itself before the
+    # degradation: scans from devices that average in hardware arrive nearly speckle-free, and a
+    # model that only ever saw full speckle smooths their detail away as noise.
+    clean_input_prob: float = 0.0
     cache_rate: float = 1.0
     num_workers: int = 0
     max_val_images: int = 0
@@ -301,6 +305,8 @@ def check_config(cfg: Config) -> Config:
     lesions = cfg.data.lesions
     if lesions is not None and not (0.0 <= lesions.prob <= 1.0 and lesions.cysts >= 0 and lesions.foci >= 0):
         raise ConfigError(f"data.lesions: prob must be in [0, 1] and cysts/foci 0 or more, got {lesions}")
+    if not 0.0 <= cfg.data.clean_input_prob <= 1.0:
+        raise ConfigError(f"data.clean_input_prob must be in [0, 1], got {cfg.data.clean_input_prob}")
     if train.stage == "srgan":
         if loss.content_weight <= 0 and loss.adversarial_weight <= 0 and loss.pixel_weight <= 0:
             raise ConfigError("stage srgan: all loss weights are zero")

@@ -327,6 +327,30 @@ class RandLesionsd(Randomizable, MapTransform):
         return d
 
 
+class RandCleanInputd(Randomizable, MapTransform):
+    """With probability ``prob``, replace ``keys`` (the noisy input) by a copy of ``source_key`` (the clean target).
+
+    The pair then teaches plain super-resolution of a clean scan; mixed with the noisy pairs the model
+    learns to despeckle only as much as its input needs. ``last`` says whether the previous call swapped.
+    """
+
+    def __init__(self, keys: KeysCollection, source_key: str, prob: float, allow_missing_keys: bool = False) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        self.source_key, self.prob, self.last = source_key, prob, False
+        self.set_random_state(seed=get_seed())
+
+    def randomize(self, data: None = None) -> None:
+        self.last = bool(self.R.uniform() < self.prob)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        self.randomize()
+        if self.last:
+            for key in self.key_iterator(d):
+                d[key] = d[self.source_key].clone()
+        return d
+
+
 def _lesions(data_cfg: DataConfig, keys: tuple[str, ...], clean_key: str) -> list[MapTransform]:
     cfg: LesionConfig | None = data_cfg.lesions
     if cfg is None or cfg.prob <= 0:
@@ -358,8 +382,8 @@ def reference_train_transforms(data_cfg: DataConfig) -> Compose:
 
     The reference is first matched to its input's grey levels (when the items carry a fitted gain
     and offset); then one random crop position for both images (they are registered pixel for
-    pixel), one flip decision, the same synthetic lesions (``data.lesions``) and one random gain/offset
-    for both, then the degradation of the
+    pixel), one flip decision, the same synthetic lesions (``data.lesions``), on a share
+    ``data.clean_input_prob`` the clean target as input, one random gain/offset for both, then the degradation of the
     *input* crop: noisy LR in, clean HR target out, exactly aligned and at the input's grey levels.
     """
     _check_crop(data_cfg)
@@ -373,6 +397,8 @@ def reference_train_transforms(data_cfg: DataConfig) -> Compose:
             RandSpatialCropd(keys=keys, roi_size=crop, random_size=False),
             PairedRandFlipd(keys=keys, prob=0.5, spatial_axis=1),
             *_lesions(data_cfg, keys, "hr"),
+            *([RandCleanInputd(keys="input", source_key="hr", prob=data_cfg.clean_input_prob)]
+              if data_cfg.clean_input_prob > 0 else []),
             *_intensity(data_cfg, keys),
             _degrade(data_cfg, "input"),
             DeleteItemsd(keys="input"),

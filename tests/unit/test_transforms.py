@@ -182,3 +182,25 @@ def test_degrade_array_form_is_what_the_dictionary_form_adds() -> None:
     assert torch.equal(Degrade(speckle=0.3, seed=5)(hr), Degraded(speckle=0.3, seed=5)({"hr": hr})["lr"])
     assert torch.equal(Degrade(speckle=0.3).set_random_state(1)(hr),
                        Degraded(speckle=0.3).set_random_state(1)({"hr": hr})["lr"])
+
+
+def test_clean_input_share_swaps_the_input_for_the_target_at_its_rate() -> None:
+    from oct_srgan.transforms import RandCleanInputd
+
+    noisy, clean = torch.rand(1, 8, 8), torch.full((1, 8, 8), 0.5)
+    always = RandCleanInputd(keys="input", source_key="hr", prob=1.0)
+    out = always({"input": noisy, "hr": clean})
+    assert always.last and torch.equal(out["input"], clean) and out["input"] is not out["hr"]
+    never = RandCleanInputd(keys="input", source_key="hr", prob=0.0)
+    assert torch.equal(never({"input": noisy, "hr": clean})["input"], noisy) and not never.last
+    sometimes = RandCleanInputd(keys="input", source_key="hr", prob=0.3)
+    sometimes.set_random_state(seed=0)
+    swapped = sum(torch.equal(sometimes({"input": noisy, "hr": clean})["input"], clean) for _ in range(1000))
+    assert 250 <= swapped <= 350
+
+
+def test_clean_input_share_outside_zero_to_one_is_refused() -> None:
+    from oct_srgan.config import load_config
+
+    with pytest.raises(ConfigError, match="data.clean_input_prob must be in"):
+        load_config("configs/oct_x4_srresnet.yaml", ["data.clean_input_prob=1.5"])
