@@ -2,11 +2,12 @@
 # Retrain the three shipped models (--model default | gan | lateral, oct_srgan/weights/) on the shared
 # Duke scans, about 1.5 h on 2 CPU cores:
 # preprocess (reference pairs, each input's gain/offset fitted) -> `default`: SRResNet stage, a fine-tune
-# of the shipped weights with the intensity-faithful, mixed-degradation recipe -> subject
+# of the shipped weights with the intensity-faithful, mixed-degradation, synthetic-lesion recipe -> subject
 # cross-validation of that recipe (bench/crossval.py) -> `gan`: the SRGAN stage from the new default ->
 # `lateral`: x4 along the A-scan axis on a lateral dataset -> each exported with its model card (three
 # protocols, cross-validation figures, no-reference measures on native scans of the test subjects and
-# another device). Extra arguments go to the default model's training (from scratch: --set train.init_from=null).
+# another device). Extra arguments go to the default model's training (from scratch: --set train.init_from=null
+# --set train.iterations=1000 --set train.lr=2e-4 --set "train.lr_milestones=[600,850]", the YAML's own schedule).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/venv.sh"
@@ -16,8 +17,12 @@ DATA="${OCT_SRGAN_DATA:-$ROOT/../shared/data}"
 OUT="${OCT_SRGAN_OUT:-$ROOT/outputs}"
 cp oct_srgan/weights/oct_srgan_x4.pt "$OUT/base_x4.pt" 2>/dev/null || { mkdir -p "$OUT"; cp oct_srgan/weights/oct_srgan_x4.pt "$OUT/base_x4.pt"; }
 oct-srgan preprocess "$DATA/oct/duke_bioptigen" --out "$OUT/duke" --reference average --seed 0 --overwrite --no-progress
-oct-srgan train --config configs/oct_x4_srresnet.yaml --data "$OUT/duke" --out "$OUT/runs/oct_x4_srresnet" --overwrite \
-  --set train.init_from="$OUT/base_x4.pt" "$@"
+# The default model trains on 11 subjects with one for validation; its test subjects are those of $OUT/duke.
+oct-srgan preprocess "$DATA/oct/duke_bioptigen" --out "$OUT/duke_train" --reference average --seed 0 --val-fraction 0.05 \
+  --overwrite --no-progress
+oct-srgan train --config configs/oct_x4_srresnet.yaml --data "$OUT/duke_train" --out "$OUT/runs/oct_x4_srresnet" --overwrite \
+  --set train.init_from="$OUT/base_x4.pt" --set train.iterations=1500 --set train.lr=1e-4 \
+  --set "train.lr_milestones=[900,1250]" "$@"
 python bench/crossval.py --folds 3 --out "$OUT/cv" --set train.iterations=500 --set train.lr=4e-4 \
   --set "train.lr_milestones=[300,420]" --set train.val_interval=250
 oct-srgan train --config configs/oct_x4_srgan.yaml --data "$OUT/duke" --out "$OUT/runs/oct_x4_srgan" --overwrite \
