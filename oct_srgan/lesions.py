@@ -13,11 +13,15 @@ lesions in the vitreous would teach nothing true.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import MapTransform, Randomizable
+from monai.utils.misc import get_seed
 
 # Pixels at or above this quantile of the clean target count as tissue where a lesion may sit.
 TISSUE_QUANTILE = 0.6
@@ -69,3 +73,36 @@ def lesion_field(clean: torch.Tensor, spec: LesionSpec, rng: np.random.RandomSta
 def paint(images: Sequence[torch.Tensor], field: torch.Tensor) -> list[torch.Tensor]:
     """Each image [..., H, W] times ``field`` [H, W], clipped to [0, 1]: the same lesions in every image."""
     return [(x * field.to(dtype=x.dtype, device=x.device)).clamp_(0.0, 1.0) for x in images]
+
+
+def _plain(x: torch.Tensor) -> torch.Tensor:
+    return x.as_tensor() if isinstance(x, MetaTensor) else x
+
+
+class RandLesionsd(Randomizable, MapTransform):
+    """Paint the same random cysts and foci (:mod:`oct_srgan.lesions`) into every one of ``keys``, with probability ``prob``.
+
+    They sit in the tissue of ``clean_key`` (the clean target; the noisy input would put them in
+    bright speckle of the vitreous). ``last`` holds the field of the previous call (None: none drawn).
+    """
+
+    def __init__(self, keys: KeysCollection, clean_key: str, spec: LesionSpec, prob: float = 0.5,
+                 allow_missing_keys: bool = False) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        self.clean_key, self.spec, self.prob = clean_key, spec, prob
+        self.last: torch.Tensor | None = None
+        self.set_random_state(seed=get_seed())
+
+    def randomize(self, data: None = None) -> None:
+        """No per-call state: the field is drawn from ``self.R`` while it is applied."""
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        self.last = None
+        if self.R.uniform() >= self.prob:
+            return d
+        self.last = lesion_field(_plain(d[self.clean_key]), self.spec, self.R)
+        keys = list(self.key_iterator(d))
+        for key, painted in zip(keys, paint([d[k] for k in keys], self.last)):
+            d[key] = painted  # a MetaTensor times a tensor stays a MetaTensor with its metadata
+        return d

@@ -63,7 +63,7 @@ class OctSrganWeights(Enum):
     """
 
     OCT_X4 = _shipped("default", "oct_srgan_x4.pt", "MODEL_CARD.md", "both", "bicubic",
-                      "5b29cf6aa3281402", model=(26.9387, 0.6944), bicubic=(25.3461, 0.5925))
+                      "5b29cf6aa3281402", model=(26.9547, 0.6951), bicubic=(25.3461, 0.5925))
     OCT_X4_GAN = _shipped("gan", "oct_srgan_x4_gan.pt", "MODEL_CARD_gan.md", "both", "bicubic",
                           "5b29cf6aa3281402", model=(26.9981, 0.6944), bicubic=(25.3461, 0.5925))
     OCT_X4_LATERAL = _shipped("lateral", "oct_srgan_x4_lateral.pt", "MODEL_CARD_lateral.md", "lateral", "decimate",

@@ -81,12 +81,29 @@ def recipe_line(meta: dict[str, Any]) -> str:
     aug = ""
     if float(p.get("data.gain", 0) or 0) or float(p.get("data.offset", 0) or 0):
         aug = f", random gain x(1 +- {p.get('data.gain')}) and offset +- {p.get('data.offset')} of input and target alike"
+    aug += _data_recipe(p)
     milestones = p.get("train.lr_milestones", "[]")
     schedule = f" (x{p.get('train.lr_gamma')} at steps {milestones})" if milestones not in ("[]", "", None) else " (constant)"
     return (f"- {meta.get('stage', '?')}: {loss}; {p.get('train.iterations')} updates of batch {p.get('train.batch_size')} "
             f"x HR crop {p.get('data.hr_crop')}{aug}; Adam lr {p.get('train.lr')}{schedule}, EMA {p.get('train.ema_decay')}, "
             f"autocast {p.get('precision')}; "
             f"target `{p.get('data.target')}`.")
+
+
+def _data_recipe(p: dict[str, Any]) -> str:
+    """What the training pairs were made of beyond crops and gain: LR mix, intensity match, lesions, clean inputs."""
+    out = ""
+    if p.get("data.mix.modes") not in (None, "", "None"):
+        out += (f", LR drawn per sample from {p.get('data.mix.modes')} (blur sigma {p.get('data.mix.blur')} HR px on "
+                f"{p.get('data.mix.blur_prob')} of samples)")
+    if str(p.get("data.intensity_match", "")).lower() == "true" and p.get("data.target") == "reference":
+        out += ", reference matched to its input's grey levels"
+    if float(p.get("data.lesions.prob", 0) or 0) > 0:
+        out += (f", synthetic cysts (up to {p.get('data.lesions.cysts')}) and foci (up to {p.get('data.lesions.foci')}) "
+                f"in input and target alike on {p.get('data.lesions.prob')} of crops")
+    if float(p.get("data.clean_input_prob", 0) or 0) > 0:
+        out += f", the clean target as input on {p.get('data.clean_input_prob')} of pairs"
+    return out
 
 
 def _stage_line(meta: dict[str, Any]) -> str:
@@ -228,10 +245,11 @@ def card_text(
         "## Intended use and limits",
         "",
         "Research on OCT image enhancement. Not a medical device; do not base diagnoses on enhanced images. "
-        "Trained on one device (Bioptigen SD-OCT) and one synthetic degradation: scans from other devices or "
-        "with other noise may be enhanced less well, and GAN fine-tuning can invent texture that looks like "
-        "speckle. A short CPU training: longer training (configs/srresnet.yaml, srgan.yaml on a GPU) gives "
-        "better numbers.",
+        "Trained on scans of one device (Bioptigen SD-OCT). On other devices' scans the model keeps the input's "
+        "grey levels (see the native-scan table), but it still smooths small cysts and foci and sharp lesion "
+        "edges more than the input shows them: where pathology matters, compare with the input or bicubic, or "
+        "use `--fidelity` (README). GAN fine-tuning can invent texture that looks like speckle. A short CPU "
+        "training: longer training (configs/srresnet.yaml, srgan.yaml on a GPU) gives better numbers.",
         "",
     ]
     return "\n".join(lines)

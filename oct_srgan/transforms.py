@@ -40,7 +40,7 @@ from .degradations import DEGRADATIONS, RandomDegradation, add_speckle, resize_b
 from .degradations.speckle import RandomSource
 from .enums import DegradationMode, look_up_option
 from .intensity import match_intensity
-from .lesions import LesionSpec, lesion_field, paint
+from .lesions import LesionSpec, RandLesionsd
 from .scaling import scale_factors as _factors
 
 Mode = Literal["bicubic", "area", "decimate"]
@@ -295,35 +295,6 @@ class RandDegradedd(Randomizable, MapTransform):
         for key in self.key_iterator(d):
             hr = d[key]
             d[self.lr_key] = _with_meta_of(hr, self.degrade(_plain(hr), self.R).to(dtype=hr.dtype))
-        return d
-
-
-class RandLesionsd(Randomizable, MapTransform):
-    """Paint the same random cysts and foci (:mod:`oct_srgan.lesions`) into every one of ``keys``, with probability ``prob``.
-
-    They sit in the tissue of ``clean_key`` (the clean target; the noisy input would put them in
-    bright speckle of the vitreous). ``last`` holds the field of the previous call (None: none drawn).
-    """
-
-    def __init__(self, keys: KeysCollection, clean_key: str, spec: LesionSpec, prob: float = 0.5,
-                 allow_missing_keys: bool = False) -> None:
-        MapTransform.__init__(self, keys, allow_missing_keys)
-        self.clean_key, self.spec, self.prob = clean_key, spec, prob
-        self.last: torch.Tensor | None = None
-        self.set_random_state(seed=get_seed())
-
-    def randomize(self, data: None = None) -> None:
-        """No per-call state: the field is drawn from ``self.R`` while it is applied."""
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        self.last = None
-        if self.R.uniform() >= self.prob:
-            return d
-        self.last = lesion_field(_plain(d[self.clean_key]), self.spec, self.R)
-        keys = list(self.key_iterator(d))
-        for key, painted in zip(keys, paint([_plain(d[k]) for k in keys], self.last)):
-            d[key] = _with_meta_of(d[key], painted)
         return d
 
 
