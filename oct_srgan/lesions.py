@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.data import MetaTensor
-from monai.transforms import MapTransform, Randomizable
+from monai.transforms import MapTransform, RandomizableTransform
+from monai.utils import convert_to_tensor
 from monai.utils.misc import get_seed
 
 # Pixels at or above this quantile of the clean target count as tissue where a lesion may sit.
@@ -75,11 +75,7 @@ def paint(images: Sequence[torch.Tensor], field: torch.Tensor) -> list[torch.Ten
     return [(x * field.to(dtype=x.dtype, device=x.device)).clamp_(0.0, 1.0) for x in images]
 
 
-def _plain(x: torch.Tensor) -> torch.Tensor:
-    return x.as_tensor() if isinstance(x, MetaTensor) else x
-
-
-class RandLesionsd(Randomizable, MapTransform):
+class RandLesionsd(RandomizableTransform, MapTransform):
     """Paint the same random cysts and foci (:mod:`oct_srgan.lesions`) into every one of ``keys``, with probability ``prob``.
 
     They sit in the tissue of ``clean_key`` (the clean target; the noisy input would put them in
@@ -89,19 +85,18 @@ class RandLesionsd(Randomizable, MapTransform):
     def __init__(self, keys: KeysCollection, clean_key: str, spec: LesionSpec, prob: float = 0.5,
                  allow_missing_keys: bool = False) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        self.clean_key, self.spec, self.prob = clean_key, spec, prob
+        RandomizableTransform.__init__(self, prob)
+        self.clean_key, self.spec = clean_key, spec
         self.last: torch.Tensor | None = None
         self.set_random_state(seed=get_seed())
-
-    def randomize(self, data: None = None) -> None:
-        """No per-call state: the field is drawn from ``self.R`` while it is applied."""
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
         self.last = None
-        if self.R.uniform() >= self.prob:
+        self.randomize(None)
+        if not self._do_transform:
             return d
-        self.last = lesion_field(_plain(d[self.clean_key]), self.spec, self.R)
+        self.last = lesion_field(convert_to_tensor(d[self.clean_key], track_meta=False), self.spec, self.R)
         keys = list(self.key_iterator(d))
         for key, painted in zip(keys, paint([d[k] for k in keys], self.last)):
             d[key] = painted  # a MetaTensor times a tensor stays a MetaTensor with its metadata

@@ -24,6 +24,7 @@ from monai.transforms import (
     EnsureTyped,
     MapTransform,
     Randomizable,
+    RandomizableTransform,
     RandFlipd,
     RandScaleIntensityd,
     RandShiftIntensityd,
@@ -298,7 +299,7 @@ class RandDegradedd(Randomizable, MapTransform):
         return d
 
 
-class RandCleanInputd(Randomizable, MapTransform):
+class RandCleanInputd(RandomizableTransform, MapTransform):
     """With probability ``prob``, replace ``keys`` (the noisy input) by a copy of ``source_key`` (the clean target).
 
     The pair then teaches plain super-resolution of a clean scan; mixed with the noisy pairs the model
@@ -307,16 +308,18 @@ class RandCleanInputd(Randomizable, MapTransform):
 
     def __init__(self, keys: KeysCollection, source_key: str, prob: float, allow_missing_keys: bool = False) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        self.source_key, self.prob, self.last = source_key, prob, False
+        RandomizableTransform.__init__(self, prob)
+        self.source_key = source_key
         self.set_random_state(seed=get_seed())
 
-    def randomize(self, data: None = None) -> None:
-        self.last = bool(self.R.uniform() < self.prob)
+    @property
+    def last(self) -> bool:
+        return bool(self._do_transform)
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
-        self.randomize()
-        if self.last:
+        self.randomize(None)
+        if self._do_transform:
             for key in self.key_iterator(d):
                 d[key] = d[self.source_key].clone()
         return d
