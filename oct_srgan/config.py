@@ -56,6 +56,19 @@ class LesionConfig:
 
 
 @dataclass
+class SpeckleKeptConfig:
+    """Inputs with part of their speckle: ``target + kept * (input - target)``, ``kept`` drawn from ``range``.
+
+    Clinical scans are averaged over a few to many frames, so their speckle lies anywhere between a
+    single acquisition's (kept 1) and none (kept 0, the clean target as input). In the log-compressed
+    display domain averaging N frames scales the speckle by about 1/sqrt(N), as ``kept`` does.
+    """
+
+    prob: float = 0.5                                                  # share of training pairs so changed
+    range: list[float] = field(default_factory=lambda: [0.0, 1.0])     # kept drawn uniformly in [lo, hi]
+
+
+@dataclass
 class DataConfig:
     scale: int = 4
     hr_crop: int = 96
@@ -76,10 +89,10 @@ class DataConfig:
     intensity_match: bool = True
     # Synthetic lesions in input and target alike (None: none): pathology the training scans lack.
     lesions: LesionConfig | None = None
-    # Share of reference pairs whose input is replaced by the clean target itself before the
-    # degradation: scans from devices that average in hardware arrive nearly speckle-free, and a
-    # model that only ever saw full speckle smooths their detail away as noise.
-    clean_input_prob: float = 0.0
+    # Reference pairs whose input keeps only part of its speckle (None: all of it): scans from devices
+    # that average in hardware carry less speckle, and a model that only ever saw full speckle smooths
+    # their detail away as noise.
+    speckle_kept: SpeckleKeptConfig | None = None
     cache_rate: float = 1.0
     num_workers: int = 0
     max_val_images: int = 0
@@ -305,8 +318,11 @@ def check_config(cfg: Config) -> Config:
     lesions = cfg.data.lesions
     if lesions is not None and not (0.0 <= lesions.prob <= 1.0 and lesions.cysts >= 0 and lesions.foci >= 0):
         raise ConfigError(f"data.lesions: prob must be in [0, 1] and cysts/foci 0 or more, got {lesions}")
-    if not 0.0 <= cfg.data.clean_input_prob <= 1.0:
-        raise ConfigError(f"data.clean_input_prob must be in [0, 1], got {cfg.data.clean_input_prob}")
+    kept = cfg.data.speckle_kept
+    if kept is not None and not (0.0 <= kept.prob <= 1.0 and len(kept.range) == 2
+                                 and 0.0 <= kept.range[0] <= kept.range[1] <= 1.0):
+        raise ConfigError(f"data.speckle_kept: prob must be in [0, 1] and range [lo, hi] with 0 <= lo <= hi <= 1, "
+                          f"got {kept}")
     if train.stage == "srgan":
         if loss.content_weight <= 0 and loss.adversarial_weight <= 0 and loss.pixel_weight <= 0:
             raise ConfigError("stage srgan: all loss weights are zero")

@@ -42,32 +42,46 @@ _MIX = {"modes": ["bicubic", "decimate"], "blur": [0.0, 1.0], "blur_prob": 0.3, 
 
 
 def _shipped(name: str, file: str, card: str, axes: str, mode: str, dataset_hash: str, *,
-             model: tuple[float, float], bicubic: tuple[float, float]) -> Weights:
-    """One shipped x4 grey model: its file, card, the degradation it was trained on and its card's
-    test numbers ((PSNR, SSIM) of the model and of bicubic on the 10 test B-scans, clean references)."""
+             model: tuple[float, float], bicubic: tuple[float, float], purpose: str) -> Weights:
+    """One shipped x4 grey model: its file, card, the degradation it was trained on, its card's test
+    numbers ((PSNR, SSIM) of the model and of bicubic on the 10 test B-scans, clean references) and
+    what it is for (the card's and the README's words)."""
     evaluation = {"split": "test", "target": "reference", "dataset_hash": dataset_hash, "n_images": 10,
                   "model_psnr": model[0], "model_ssim": model[1], "bicubic_psnr": bicubic[0], "bicubic_ssim": bicubic[1]}
     degradation = {"mode": mode, "axes": axes, "speckle": 0.0, "mix": _MIX}
     return Weights(file=file, meta={"name": name, "scale": 4, "upsample_axes": axes, "in_channels": 1,
-                                    "degradation": degradation, "card": card, "evaluation": evaluation})
+                                    "degradation": degradation, "card": card, "evaluation": evaluation,
+                                    "purpose": purpose})
 
 
 class OctSrganWeights(Enum):
     """The weights shipped with oct-srgan, each named on the command line by its ``name`` (any case).
 
-    ``default`` (PSNR-oriented, x4 on both axes), ``gan`` (the SRGAN stage fine-tuned from it) and
-    ``lateral`` (x4 along the A-scan axis only: scans acquired with 4x fewer A-scans). ``meta``
+    ``default`` (PSNR-oriented, x4 on both axes), ``gan`` (the SRGAN stage fine-tuned from it),
+    ``lateral`` (x4 along the A-scan axis only: scans acquired with 4x fewer A-scans) and ``averaged``
+    (x4 for scans averaged over several frames, which carry little speckle: it despeckles little and
+    keeps their detail). ``meta``
     repeats what the file's own meta says (tests keep them equal) so a user can see what an entry
     is without loading it; its ``evaluation`` is the card's test-split numbers against the
     registered-average (clean) references of the Duke Bioptigen test subjects.
     """
 
     OCT_X4 = _shipped("default", "oct_srgan_x4.pt", "MODEL_CARD.md", "both", "bicubic",
-                      "5b29cf6aa3281402", model=(26.9547, 0.6951), bicubic=(25.3461, 0.5925))
+                      "5b29cf6aa3281402", model=(26.9547, 0.6951), bicubic=(25.3461, 0.5925),
+                      purpose="single acquisitions with full speckle (research scanners, fast or unaveraged scans): it "
+                              "despeckles and sharpens, keeping the input's grey levels")
     OCT_X4_GAN = _shipped("gan", "oct_srgan_x4_gan.pt", "MODEL_CARD_gan.md", "both", "bicubic",
-                          "5b29cf6aa3281402", model=(26.9981, 0.6944), bicubic=(25.3461, 0.5925))
+                          "5b29cf6aa3281402", model=(26.9981, 0.6944), bicubic=(25.3461, 0.5925),
+                          purpose="the SRGAN stage fine-tuned from an earlier `default` (the card says what it gains "
+                                  "and costs)")
     OCT_X4_LATERAL = _shipped("lateral", "oct_srgan_x4_lateral.pt", "MODEL_CARD_lateral.md", "lateral", "decimate",
-                              "d96ff683d137d9eb", model=(26.8318, 0.6873), bicubic=(18.1452, 0.1142))
+                              "d96ff683d137d9eb", model=(26.8318, 0.6873), bicubic=(18.1452, 0.1142),
+                              purpose="scans acquired with 4x fewer A-scans: x4 along the A-scan axis only")
+    OCT_X4_AVERAGED = _shipped("averaged", "oct_srgan_x4_averaged.pt", "MODEL_CARD_averaged.md", "both", "bicubic",
+                               "5b29cf6aa3281402", model=(26.5001, 0.6858), bicubic=(25.3461, 0.5925),
+                               purpose="scans averaged over several frames (most clinical exports), which carry little "
+                                       "speckle: it despeckles little and keeps the lesions and detail such a scan has; on "
+                                       "single acquisitions `default` removes more speckle")
     DEFAULT = OCT_X4
 
     def __repr__(self) -> str:
@@ -79,7 +93,7 @@ class OctSrganWeights(Enum):
 
     @property
     def label(self) -> str:
-        """The name ``--model`` takes for this entry (``default``, ``gan``, ``lateral``)."""
+        """The name ``--model`` takes for this entry (``default``, ``gan``, ``lateral``, ``averaged``)."""
         return str(self.value.meta["name"])
 
     @classmethod

@@ -1,6 +1,6 @@
 """Package a trained generator as one of the shipped models, with its model card.
 
-``python -m oct_srgan.model_card GENERATOR DATASET --name default|gan|lateral --out oct_srgan/weights
+``python -m oct_srgan.model_card GENERATOR DATASET --name default|gan|lateral|averaged --out oct_srgan/weights
 [--stage1 GEN1]`` evaluates the generator on the dataset's test split with
 :func:`oct_srgan.evaluation.evaluate_split` (the protocol of ``oct-srgan evaluate``, without MLflow),
 then writes the weights file and card its :class:`~oct_srgan.loading.OctSrganWeights` entry names
@@ -27,7 +27,7 @@ from oct_srgan.evaluation import EvalOptions, evaluate_split, open_model
 from oct_srgan.fsutil import atomic_path
 from oct_srgan.loading import OctSrganWeights
 from oct_srgan.metric_table import metric_names
-from oct_srgan.model_card_sections import cv_section, noref_section, protocols_section
+from oct_srgan.model_card_sections import cv_section, noref_section, protocols_section, speckle_levels_section
 from oct_srgan.scoring import EvaluationResult, summary_markdown
 
 
@@ -101,8 +101,9 @@ def _data_recipe(p: dict[str, Any]) -> str:
     if float(p.get("data.lesions.prob", 0) or 0) > 0:
         out += (f", synthetic cysts (up to {p.get('data.lesions.cysts')}) and foci (up to {p.get('data.lesions.foci')}) "
                 f"in input and target alike on {p.get('data.lesions.prob')} of crops")
-    if float(p.get("data.clean_input_prob", 0) or 0) > 0:
-        out += f", the clean target as input on {p.get('data.clean_input_prob')} of pairs"
+    if float(p.get("data.speckle_kept.prob", 0) or 0) > 0:
+        out += (f", inputs keeping a share drawn from {p.get('data.speckle_kept.range')} of their speckle on "
+                f"{p.get('data.speckle_kept.prob')} of pairs")
     return out
 
 
@@ -149,7 +150,7 @@ def stage_comparison(stage_results: list[tuple[str, EvaluationResult]]) -> list[
     return lines
 
 
-def _title(name: str, spec: dict[str, Any], file: Path, n_params: int) -> list[str]:
+def _title(name: str, spec: dict[str, Any], file: Path, n_params: int, purpose: str = "") -> list[str]:
     """The card's title (which ``--model`` name it documents), file line and summary heading."""
     what = "both axes" if spec["upsample_axes"] == "both" else "the A-scan (lateral) axis"
     return [
@@ -160,11 +161,13 @@ def _title(name: str, spec: dict[str, Any], file: Path, n_params: int) -> list[s
         "",
         "## Summary",
         "",
+        *([f"For {purpose}.", ""] if purpose else []),
     ]
 
 
-def _model_and_data(spec: dict[str, Any], dataset: Any) -> list[str]:
-    """The card's Model and Data sections: the architecture, and the data set with its split."""
+def _model_and_data(spec: dict[str, Any], dataset: Any, trained_on: str | None = None) -> list[str]:
+    """The card's Model and Data sections: the architecture, and the data set with its split (and the
+    dataset the last stage trained on, ``trained_on``, where it is another split of the scans)."""
     counts = {s: len(dataset.split(s)) for s in values(Split)}
     groups = {s: dataset.split(s)["group_id"].nunique() for s in values(Split)}
     deg = dataset.degradation
@@ -184,7 +187,10 @@ def _model_and_data(spec: dict[str, Any], dataset: Any) -> list[str]:
         f"{groups['train']} / {groups['val']} / {groups['test']} subjects, "
         f"{counts['train']} / {counts['val']} / {counts['test']} B-scans for train / val / test. "
         f"LR = `{deg.get('mode')}` x{dataset.scale} degradation of `{deg.get('axes')}` axes, speckle {deg.get('speckle')}. "
-        f"Dataset hash `{dataset.dataset_hash}`.",
+        f"Dataset hash `{dataset.dataset_hash}`."
+        + (f" The last stage trained on dataset `{trained_on}`, another `preprocess` of the same scans "
+           "(`scripts/train_default_model.sh`: `--val-fraction 0.05`, which keeps the same test subjects and trains "
+           "on one more subject)." if trained_on and trained_on != dataset.dataset_hash else ""),
         "",
     ]
 
@@ -209,19 +215,20 @@ def _evaluation_section(result: EvaluationResult, extra: list[str], name: str) -
 def card_text(
     spec: dict[str, Any], metas: list[dict[str, Any]], result: EvaluationResult, dataset: Any, n_params: int, file: Path,
     stage_results: list[tuple[str, EvaluationResult]] | None = None, extra: list[str] | None = None, name: str = "default",
+    purpose: str = "",
 ) -> str:
     """The model card in Markdown: data and split, recipe, steps, wall time, hardware, test numbers."""
     psnr_m, psnr_b = result.mean("model", "psnr"), result.mean("bicubic", "psnr")
     ssim_m, ssim_b = result.mean("model", "ssim"), result.mean("bicubic", "ssim")
     lines = [
-        *_title(name, spec, file, n_params),
+        *_title(name, spec, file, n_params, purpose),
         f"On the held-out test subjects, scored against "
         f"{'their registered-average (clean) reference B-scans' if result.target == 'reference' else 'the scans themselves'}: "
         f"**{psnr_m:.2f} dB PSNR / {ssim_m:.4f} SSIM** against "
         f"**{psnr_b:.2f} dB / {ssim_b:.4f}** for bicubic upscaling of the same LR "
         f"(grey channel, data range 1, {spec['scale']}-pixel border shaved).",
         "",
-        *_model_and_data(spec, dataset),
+        *_model_and_data(spec, dataset, metas[-1].get("dataset_hash") if metas else None),
         "## Recipe",
         "",
         "| stage | config | steps | wall time | device | MLflow run |",
@@ -247,8 +254,9 @@ def card_text(
         "Research on OCT image enhancement. Not a medical device; do not base diagnoses on enhanced images. "
         "Trained on scans of one device (Bioptigen SD-OCT). On other devices' scans the model keeps the input's "
         "grey levels (see the native-scan table), but it still smooths small cysts and foci and sharp lesion "
-        "edges more than the input shows them: where pathology matters, compare with the input or bicubic, or "
-        "use `--fidelity` (README). GAN fine-tuning can invent texture that looks like speckle. A short CPU "
+        "edges more than the input shows them: where pathology matters, compare with the input or bicubic, "
+        f"{'' if name == 'averaged' else 'use `--model averaged` on scans averaged over several frames, '}"
+        "or use `--fidelity` (README). GAN fine-tuning can invent texture that looks like speckle. A short CPU "
         "training: longer training (configs/srresnet.yaml, srgan.yaml on a GPU) gives better numbers.",
         "",
     ]
@@ -272,7 +280,8 @@ def package(generator_file: Path, dataset_dir: Path, out_dir: Path, stage_files:
             stage_results.append((str(load_generator_file(path)[2].get("stage", f"stage {i + 1}")), stage.result))
         final = evaluate_split(open_model(str(generator_file), "cpu"), dataset, "test",
                                replace(options, out=Path(tmp) / "final", figures=1))
-        extra = [*cv_section(cv), *noref_section(str(generator_file), scans, Path(tmp) / "scans", dataset)]
+        extra = [*cv_section(cv), *speckle_levels_section(str(generator_file), dataset),
+                 *noref_section(str(generator_file), scans, Path(tmp) / "scans", dataset)]
     result = final.result
     stage_results.append((str(meta.get("stage", "final")), result))
     metas = [load_generator_file(p)[2] for p in stage_files] + [meta]
@@ -292,7 +301,7 @@ def package(generator_file: Path, dataset_dir: Path, out_dir: Path, stage_files:
     n_params = sum(v.numel() for v in state.values() if v.is_floating_point())
     with atomic_path(out_dir / card_file) as tmp_card:
         tmp_card.write_text(card_text(spec, metas, result, dataset, n_params, target, stage_results,
-                                     extra, entry.label))
+                                     extra, entry.label, str(entry.value.meta.get("purpose", ""))))
     return target
 
 

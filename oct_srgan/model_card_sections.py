@@ -1,4 +1,5 @@
-"""Model card sections beyond the test split: the three protocols, cross-validation and scans without references.
+"""Model card sections beyond the test split: the three protocols, cross-validation, inputs with less
+speckle and scans without references.
 
 Each returns Markdown lines (none when it has nothing to show), so :mod:`oct_srgan.model_card`
 only places them.
@@ -48,6 +49,22 @@ def cv_section(path: Path | None) -> list[str]:
              "| protocol | metric | mean ± sd over folds | folds |", "|---|---|---|---|"]
     lines += [f"| {r.protocol} | {r.metric} | {r.mean:.3f} ± {r.sd:.3f} | {int(r.n_folds)} |" for r in table.itertuples()]
     return [*lines, ""]
+
+
+def speckle_levels_section(model: str, dataset: Any, split: str = "test") -> list[str]:
+    """The model's gain over bicubic on the ``split`` inputs with a share of their speckle (``oct_srgan/speckle_levels.py``)."""
+    if dataset is None or not dataset.has_references or dataset.axes != "both":
+        return []
+    from oct_srgan.data import eval_items
+    from oct_srgan.evaluation import EvalOptions, open_model
+    from oct_srgan.speckle_levels import level_markdown, level_rows, level_table
+
+    rows = level_rows(eval_items(dataset, split), open_model(model, "cpu").inferer(EvalOptions()), scale=dataset.scale)
+    return ["### Inputs with less speckle", "",
+            f"The {rows['id'].nunique()} {split} inputs with a share of their speckle kept (0: the registered average, as "
+            "from a device that averages many frames; 1: the scan as acquired), bicubic x4 LR, PSNR against the matched "
+            "reference (`python bench/speckle_levels.py`). Under bicubic at a low share means the model smooths away "
+            "detail a cleaner scan really has.", "", level_markdown(level_table(rows))]
 
 
 def noref_section(model: str, scans: list[Path] | None, out: Path, dataset: Any = None) -> list[str]:

@@ -36,7 +36,7 @@ from monai.transforms.utils import scale_affine
 from monai.utils import ensure_tuple_rep
 from monai.utils.misc import get_seed
 
-from .config import ConfigError, DataConfig, DegradationConfig, LesionConfig, MixConfig
+from .config import ConfigError, DataConfig, DegradationConfig, LesionConfig, MixConfig, SpeckleKeptConfig
 from .degradations import DEGRADATIONS, RandomDegradation, add_speckle, resize_bicubic
 from .degradations.speckle import RandomSource
 from .enums import DegradationMode, look_up_option
@@ -299,29 +299,37 @@ class RandDegradedd(Randomizable, MapTransform):
         return d
 
 
-class RandCleanInputd(RandomizableTransform, MapTransform):
-    """With probability ``prob``, replace ``keys`` (the noisy input) by a copy of ``source_key`` (the clean target).
+def keep_speckle(noisy: torch.Tensor, clean: torch.Tensor, kept: float) -> torch.Tensor:
+    """``clean + kept * (noisy - clean)``: ``noisy`` with a share ``kept`` of its speckle, as if averaged over ~1/kept**2 frames."""
+    return clean + float(kept) * (noisy - clean)
 
-    The pair then teaches plain super-resolution of a clean scan; mixed with the noisy pairs the model
-    learns to despeckle only as much as its input needs. ``last`` says whether the previous call swapped.
+
+class RandSpeckleKeptd(RandomizableTransform, MapTransform):
+    """With probability ``prob``, keep a random share ``kept`` in ``kept_range`` of the speckle of ``keys``.
+
+    ``keys`` (the noisy input) becomes ``clean + kept * (input - clean)`` with ``clean_key`` the clean
+    target it is registered to: an input averaged over about 1/kept**2 frames (kept 0: the clean
+    target itself). Mixed with full-speckle pairs, the model learns to despeckle only as much as its
+    input needs. ``last`` is the share drawn by the previous call (1.0 when it changed nothing).
     """
 
-    def __init__(self, keys: KeysCollection, source_key: str, prob: float, allow_missing_keys: bool = False) -> None:
+    def __init__(self, keys: KeysCollection, clean_key: str, prob: float, kept_range: Sequence[float] = (0.0, 1.0),
+                 allow_missing_keys: bool = False) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, prob)
-        self.source_key = source_key
+        self.clean_key = clean_key
+        self.kept_range = (float(kept_range[0]), float(kept_range[1]))
+        self.last = 1.0
         self.set_random_state(seed=get_seed())
-
-    @property
-    def last(self) -> bool:
-        return bool(self._do_transform)
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         d = dict(data)
         self.randomize(None)
+        self.last = float(self.R.uniform(*self.kept_range)) if self._do_transform else 1.0
         if self._do_transform:
+            clean = d[self.clean_key]
             for key in self.key_iterator(d):
-                d[key] = d[self.source_key].clone()
+                d[key] = keep_speckle(d[key], clean, self.last)
         return d
 
 
@@ -330,6 +338,13 @@ def _lesions(data_cfg: DataConfig, keys: tuple[str, ...], clean_key: str) -> lis
     if cfg is None or cfg.prob <= 0:
         return []
     return [RandLesionsd(keys=keys, clean_key=clean_key, spec=LesionSpec(cysts=cfg.cysts, foci=cfg.foci), prob=cfg.prob)]
+
+
+def _speckle_kept(data_cfg: DataConfig, key: str, clean_key: str) -> list[MapTransform]:
+    cfg: SpeckleKeptConfig | None = data_cfg.speckle_kept
+    if cfg is None or cfg.prob <= 0:
+        return []
+    return [RandSpeckleKeptd(keys=key, clean_key=clean_key, prob=cfg.prob, kept_range=cfg.range)]
 
 
 def _intensity(data_cfg: DataConfig, keys: tuple[str, ...]) -> list[MapTransform]:
@@ -356,9 +371,10 @@ def reference_train_transforms(data_cfg: DataConfig) -> Compose:
 
     The reference is first matched to its input's grey levels (when the items carry a fitted gain
     and offset); then one random crop position for both images (they are registered pixel for
-    pixel), one flip decision, the same synthetic lesions (``data.lesions``), on a share
-    ``data.clean_input_prob`` the clean target as input, one random gain/offset for both, then the degradation of the
-    *input* crop: noisy LR in, clean HR target out, exactly aligned and at the input's grey levels.
+    pixel), one flip decision, the same synthetic lesions (``data.lesions``), on a share of pairs
+    part of the input's speckle only (``data.speckle_kept``), one random gain/offset for both, then the
+    degradation of the *input* crop: noisy LR in, clean HR target out, exactly aligned and at the
+    input's grey levels.
     """
     _check_crop(data_cfg)
     crop = (data_cfg.hr_crop, data_cfg.hr_crop)
@@ -371,8 +387,7 @@ def reference_train_transforms(data_cfg: DataConfig) -> Compose:
             RandSpatialCropd(keys=keys, roi_size=crop, random_size=False),
             PairedRandFlipd(keys=keys, prob=0.5, spatial_axis=1),
             *_lesions(data_cfg, keys, "hr"),
-            *([RandCleanInputd(keys="input", source_key="hr", prob=data_cfg.clean_input_prob)]
-              if data_cfg.clean_input_prob > 0 else []),
+            *_speckle_kept(data_cfg, "input", "hr"),
             *_intensity(data_cfg, keys),
             _degrade(data_cfg, "input"),
             DeleteItemsd(keys="input"),

@@ -11,7 +11,7 @@ import typer
 from oct_srgan.limits import DEFAULT_MAX_PIXELS
 from oct_srgan.enums import InferencePrecision
 from oct_srgan.pipelines.common import fail, user_errors
-from oct_srgan.pipelines.options import max_pixels_option, overlap_option, tile_option
+from oct_srgan.pipelines.options import SHIPPED_NAMES, max_pixels_option, overlap_option, tile_option
 
 app = typer.Typer(add_completion=False)
 
@@ -22,7 +22,7 @@ def enhance(
     inputs: list[Path] = typer.Argument(..., help="Scan files or folders (DICOM, NIfTI, PNG/TIFF/JPEG/BMP, scanner exports .vol/.e2e/.fds/.fda/.img/.oct)."),
     out: Path = typer.Option(Path("enhanced"), "--out", "-o", help="Output folder, or the output file (e.g. out.dcm) for one input file of that format."),
     suffix: str = typer.Option("_sr", "--suffix", help="Appended to each input's name for its output in the folder (scan.dcm -> scan_sr.dcm)."),
-    model: str = typer.Option("default", "--model", "-m", help="Checkpoint, generator file, runs:/… or models:/… URI, or a shipped model: default, gan, lateral."),
+    model: str = typer.Option("default", "--model", "-m", help="Checkpoint, generator file, runs:/… or models:/… URI, or a shipped model: " + SHIPPED_NAMES + "."),
     tile: Optional[int] = tile_option(None, help="Tile side in LR pixels (0 = whole B-scans; default: whole B-scans when they fit in memory)."),
     overlap: Optional[int] = overlap_option(None, help="Tile overlap in LR pixels (blended; at most half the tile; default 32, capped at half the tile)."),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Tiles per forward pass when a B-scan is tiled."),

@@ -10,7 +10,7 @@ import typer
 from oct_srgan.limits import DEFAULT_TILE
 from oct_srgan.enums import Precision
 from oct_srgan.pipelines.common import user_errors
-from oct_srgan.pipelines.options import overlap_option, tile_option
+from oct_srgan.pipelines.options import SHIPPED_NAMES, overlap_option, tile_option
 
 app = typer.Typer(add_completion=False)
 
@@ -20,7 +20,7 @@ app = typer.Typer(add_completion=False)
 def evaluate(
     model: str = typer.Option(
         "default", "--model", "-m",
-        help="Checkpoint, generator file, training output folder, runs:/… or models:/… URI (models:/oct-srgan/3, models:/oct-srgan@evaluated), or a shipped model: default, gan, lateral.",
+        help="Checkpoint, generator file, training output folder, runs:/… or models:/… URI (models:/oct-srgan/3, models:/oct-srgan@evaluated), or a shipped model: " + SHIPPED_NAMES + ".",
     ),
     data: Optional[Path] = typer.Option(None, "--data", help="Dataset folder from 'oct-srgan preprocess'."),
     split: str = typer.Option("test", "--split", help="Split of --data to evaluate."),

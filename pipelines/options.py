@@ -11,6 +11,9 @@ from typing import Any
 import typer
 
 MAX_PORT = 65535
+# The ``--model`` names of the shipped weights for help texts (``OctSrganWeights.names()``, which a
+# test keeps equal; the table itself loads torch, which parsing a command line should not).
+SHIPPED_NAMES = "default, gan, lateral, averaged"
 # Half of the largest tile the automatic choice uses on a big machine; more is surely a typo.
 MAX_AUTO_OVERLAP = 256
 

@@ -6,7 +6,7 @@ import typer
 
 from oct_srgan.limits import DEFAULT_TILE, SERVE_MAX_PIXELS
 from oct_srgan.pipelines.common import user_errors
-from oct_srgan.pipelines.options import max_pixels_option, port_option, positive_finite, tile_option, warn_if_exposed
+from oct_srgan.pipelines.options import SHIPPED_NAMES, max_pixels_option, port_option, positive_finite, tile_option, warn_if_exposed
 
 app = typer.Typer(add_completion=False)
 
@@ -24,7 +24,7 @@ def _host_names(host: str) -> list[str]:
 @app.command()
 @user_errors(keep_memory=False)
 def serve(
-    model: str = typer.Option("default", "--model", "-m", help="Checkpoint, generator file, runs:/… or models:/… URI, or a shipped model: default, gan, lateral."),
+    model: str = typer.Option("default", "--model", "-m", help="Checkpoint, generator file, runs:/… or models:/… URI, or a shipped model: " + SHIPPED_NAMES + "."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
     port: int = port_option(8000, help="Port to listen on (0 = any free port)."),
     max_upload_mb: float = typer.Option(200, "--max-upload-mb", callback=positive_finite, help="Largest accepted upload, in MB."),

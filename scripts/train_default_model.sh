@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Retrain the three shipped models (--model default | gan | lateral, oct_srgan/weights/) on the shared
-# Duke scans, about 1.5 h on 2 CPU cores:
+# Retrain the four shipped models (--model default | gan | lateral | averaged, oct_srgan/weights/) on the
+# shared Duke scans, about 1.8 h on 2 CPU cores:
 # preprocess (reference pairs, each input's gain/offset fitted) -> `default`: SRResNet stage, a fine-tune
 # of the shipped weights with the intensity-faithful, mixed-degradation, synthetic-lesion recipe -> subject
-# cross-validation of that recipe (bench/crossval.py) -> `gan`: the SRGAN stage from the new default ->
+# cross-validation of that recipe (bench/crossval.py) -> `averaged`: the new default fine-tuned on inputs keeping
+# 0 to 0.5 of their speckle (configs/oct_x4_averaged.yaml) -> `gan`: the SRGAN stage from the new default ->
 # `lateral`: x4 along the A-scan axis on a lateral dataset -> each exported with its model card (three
 # protocols, cross-validation figures, no-reference measures on native scans of the test subjects and
 # another device). Extra arguments go to the default model's training (from scratch: --set train.init_from=null
@@ -23,6 +24,8 @@ oct-srgan preprocess "$DATA/oct/duke_bioptigen" --out "$OUT/duke_train" --refere
 oct-srgan train --config configs/oct_x4_srresnet.yaml --data "$OUT/duke_train" --out "$OUT/runs/oct_x4_srresnet" --overwrite \
   --set train.init_from="$OUT/base_x4.pt" --set train.iterations=1500 --set train.lr=1e-4 \
   --set "train.lr_milestones=[900,1250]" "$@"
+oct-srgan train --config configs/oct_x4_averaged.yaml --data "$OUT/duke_train" --out "$OUT/runs/oct_x4_averaged" \
+  --overwrite --set train.init_from="$OUT/runs/oct_x4_srresnet/generator.pt"
 python bench/crossval.py --folds 3 --out "$OUT/cv" --set train.iterations=500 --set train.lr=4e-4 \
   --set "train.lr_milestones=[300,420]" --set train.val_interval=250
 oct-srgan train --config configs/oct_x4_srgan.yaml --data "$OUT/duke" --out "$OUT/runs/oct_x4_srgan" --overwrite \
@@ -42,3 +45,5 @@ python -m oct_srgan.model_card "$OUT/runs/oct_x4_srgan/generator.pt" "$OUT/duke"
   --name gan --stage1 "$OUT/runs/oct_x4_srresnet/generator.pt" "${SCANS[@]}"
 python -m oct_srgan.model_card "$OUT/runs/oct_x4_lateral/generator.pt" "$OUT/duke_lateral" --out oct_srgan/weights \
   --name lateral "${SCANS[@]}"
+python -m oct_srgan.model_card "$OUT/runs/oct_x4_averaged/generator.pt" "$OUT/duke" --out oct_srgan/weights \
+  --name averaged "${SCANS[@]}"

@@ -7,7 +7,6 @@ outputs/screenshots/ when OCT_SRGAN_SCREENSHOTS is set), so a person can look at
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import os

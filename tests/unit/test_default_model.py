@@ -1,4 +1,4 @@
-"""The shipped models (``--model default|gan|lateral``): small, documented by their cards, described by their weights entries."""
+"""The shipped models (``--model default|gan|lateral|averaged``): small, documented by their cards, described by their weights entries."""
 
 from __future__ import annotations
 
@@ -11,12 +11,16 @@ ENTRIES = list(OctSrganWeights)
 
 
 def test_every_shipped_name_is_an_entry_in_any_case() -> None:
-    assert OctSrganWeights.names() == ["default", "gan", "lateral"]
+    assert OctSrganWeights.names() == ["default", "gan", "lateral", "averaged"]
     assert OctSrganWeights.from_name("default") is OctSrganWeights.DEFAULT is OctSrganWeights.OCT_X4
     assert OctSrganWeights.from_name("GAN") is OctSrganWeights.OCT_X4_GAN
     assert OctSrganWeights.from_name("Lateral") is OctSrganWeights.OCT_X4_LATERAL
+    assert OctSrganWeights.from_name("AVERAGED") is OctSrganWeights.OCT_X4_AVERAGED
     assert OctSrganWeights.from_name("OctSrganWeights.OCT_X4_GAN") is OctSrganWeights.OCT_X4_GAN
     assert OctSrganWeights.from_name("model.pt") is None
+    from oct_srgan.pipelines.options import SHIPPED_NAMES
+
+    assert SHIPPED_NAMES == ", ".join(OctSrganWeights.names())  # what --help lists
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.label)
@@ -45,7 +49,7 @@ def test_weights_entry_carries_the_numbers_stored_in_the_file(entry: OctSrganWei
 
 
 @pytest.mark.parametrize("name, axes, mode", [("default", "both", "bicubic"), ("gan", "both", "bicubic"),
-                                              ("lateral", "lateral", "decimate")])
+                                              ("lateral", "lateral", "decimate"), ("averaged", "both", "bicubic")])
 def test_every_model_name_loads_and_carries_its_degradation(name: str, axes: str, mode: str) -> None:
     loaded = load_model(name)
     assert loaded.source == f"{name} ({OctSrganWeights.from_name(name).value.file})"

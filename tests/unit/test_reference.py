@@ -58,6 +58,20 @@ def test_gain_and_offset_change_input_and_target_alike() -> None:
     assert np.std(gains) > 0.01  # a new draw for every sample
 
 
+def test_speckle_kept_zero_degrades_the_matched_target_instead_of_the_input() -> None:
+    """With all speckle removed (kept 0) the LR is made from the matched reference, not the noisy input."""
+    from oct_srgan.config import SpeckleKeptConfig
+
+    yy, xx = torch.meshgrid(torch.arange(120.0), torch.arange(160.0), indexing="ij")
+    pattern = (0.2 + 0.6 * (yy * 160 + xx) / (120 * 160))[None]
+    noisy = pattern + 0.1 * ((yy // 4 + xx // 4) % 2 - 0.5)[None]  # the speckle: 4-px checks the average lacks
+    data_cfg = DataConfig(hr_crop=32, degradation=DegradationConfig(), speckle_kept=SpeckleKeptConfig(1.0, [0.0, 0.0]))
+    transform = reference_train_transforms(data_cfg)
+    transform.set_random_state(seed=2)
+    out = transform({"input": noisy, "hr": 0.5 * pattern, "ref_gain": 2.0, "ref_offset": 0.0})
+    assert torch.allclose(downscale(out["hr"], 4), out["lr"], atol=1e-5)
+
+
 def test_target_grey_levels_move_with_the_gain() -> None:
     """Against the untouched crop, the target is gain * crop + offset with gain and offset in range."""
     ramp = torch.linspace(0.1, 0.9, 64).repeat(64, 1)[None]

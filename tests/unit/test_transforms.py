@@ -184,23 +184,41 @@ def test_degrade_array_form_is_what_the_dictionary_form_adds() -> None:
                        Degraded(speckle=0.3).set_random_state(1)({"hr": hr})["lr"])
 
 
-def test_clean_input_share_swaps_the_input_for_the_target_at_its_rate() -> None:
-    from oct_srgan.transforms import RandCleanInputd
+def test_speckle_kept_scales_the_input_minus_target_by_the_drawn_share() -> None:
+    """input -> clean + kept * (input - clean): kept 0 is the clean target, kept 1 the input unchanged."""
+    from oct_srgan.transforms import RandSpeckleKeptd
 
     noisy, clean = torch.rand(1, 8, 8), torch.full((1, 8, 8), 0.5)
-    always = RandCleanInputd(keys="input", source_key="hr", prob=1.0)
-    out = always({"input": noisy, "hr": clean})
-    assert always.last and torch.equal(out["input"], clean) and out["input"] is not out["hr"]
-    never = RandCleanInputd(keys="input", source_key="hr", prob=0.0)
-    assert torch.equal(never({"input": noisy, "hr": clean})["input"], noisy) and not never.last
-    sometimes = RandCleanInputd(keys="input", source_key="hr", prob=0.3)
+    half = RandSpeckleKeptd(keys="input", clean_key="hr", prob=1.0, kept_range=(0.25, 0.25))
+    out = half({"input": noisy, "hr": clean})
+    assert half.last == 0.25
+    assert torch.allclose(out["input"], 0.5 + 0.25 * (noisy - 0.5))
+    assert torch.equal(out["hr"], clean)
+    none_kept = RandSpeckleKeptd(keys="input", clean_key="hr", prob=1.0, kept_range=(0.0, 0.0))
+    assert torch.equal(none_kept({"input": noisy, "hr": clean})["input"], clean)
+    never = RandSpeckleKeptd(keys="input", clean_key="hr", prob=0.0)
+    assert torch.equal(never({"input": noisy, "hr": clean})["input"], noisy) and never.last == 1.0
+
+
+def test_speckle_kept_share_and_rate_follow_the_config() -> None:
+    from oct_srgan.transforms import RandSpeckleKeptd
+
+    noisy, clean = torch.rand(1, 8, 8), torch.full((1, 8, 8), 0.5)
+    sometimes = RandSpeckleKeptd(keys="input", clean_key="hr", prob=0.3, kept_range=(0.2, 0.6))
     sometimes.set_random_state(seed=0)
-    swapped = sum(torch.equal(sometimes({"input": noisy, "hr": clean})["input"], clean) for _ in range(1000))
-    assert 250 <= swapped <= 350
+    draws = []
+    for _ in range(1000):
+        sometimes({"input": noisy, "hr": clean})
+        draws.append(sometimes.last)
+    changed = [k for k in draws if k != 1.0]
+    assert 250 <= len(changed) <= 350
+    assert min(changed) >= 0.2 and max(changed) <= 0.6
 
 
-def test_clean_input_share_outside_zero_to_one_is_refused() -> None:
+def test_speckle_kept_outside_zero_to_one_is_refused() -> None:
     from oct_srgan.config import load_config
 
-    with pytest.raises(ConfigError, match="data.clean_input_prob must be in"):
-        load_config("configs/oct_x4_srresnet.yaml", ["data.clean_input_prob=1.5"])
+    with pytest.raises(ConfigError, match="data.speckle_kept: prob must be in"):
+        load_config("configs/oct_x4_srresnet.yaml", ["data.speckle_kept.prob=1.5"])
+    with pytest.raises(ConfigError, match="data.speckle_kept: prob must be in"):
+        load_config("configs/oct_x4_srresnet.yaml", ["data.speckle_kept.range=[0.5,0.2]"])
