@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pandas as pd
 import pytest
 
-from tests.paths import REPO
-
-
-def _crossval():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("crossval", REPO / "bench" / "crossval.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+from tests.helpers.bench import load_bench
 
 
 def test_summary_gives_stored_and_matched_gains_over_folds() -> None:
@@ -24,7 +15,7 @@ def test_summary_gives_stored_and_matched_gains_over_folds() -> None:
                   "psnr_matched": model_m, "ssim_matched": 0.72},
                  {"fold": fold, "protocol": "bicubic", "method": "bicubic", "psnr": bicubic, "ssim": 0.6,
                   "psnr_matched": bicubic_m, "ssim_matched": 0.6}]
-    summary = _crossval().summarise(pd.DataFrame(rows)).set_index("metric")
+    summary = load_bench("crossval").summarise(pd.DataFrame(rows)).set_index("metric")
     assert summary.loc["gain_psnr", "mean"] == pytest.approx(1.75)  # (1.5 + 2.0) / 2
     assert summary.loc["gain_psnr", "sd"] == pytest.approx(0.125 ** 0.5)  # sample sd of 1.5 and 2.0
     assert summary.loc["gain_psnr_matched", "mean"] == pytest.approx(2.0)  # (2.0 + 2.0) / 2

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
 
 import pytest
 import torch
 
-from tests.paths import REPO
-
-
-def _bench():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("stored_ceiling", REPO / "bench" / "stored_ceiling.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+from tests.helpers.bench import load_bench
 
 
 def test_ceiling_is_the_matched_reference_scored_against_the_stored_one() -> None:
     # Flat images: bicubic of a flat input is the input, so every PSNR is known by hand.
     item = {"group_id": "g", "id": "a_000", "ref_gain": 1.1, "self": torch.full((1, 32, 40), 0.6),
             "reference": torch.full((1, 32, 40), 0.5), "reference_matched": torch.full((1, 32, 40), 0.55)}
-    table = _bench().ceiling_rows([item, {**item, "id": "no_ref", "reference": None}])
+    table = load_bench("stored_ceiling").ceiling_rows([item, {**item, "id": "no_ref", "reference": None}])
     assert table["id"].tolist() == ["a_000"]  # a B-scan without a reference has no ceiling
     row = table.iloc[0]
     assert row["bicubic"] == pytest.approx(-10 * math.log10(0.1 ** 2), abs=1e-3)  # 20.00 dB
